@@ -1,0 +1,9 @@
+"""What both apps share: data directories, metrics, summaries, checkpoints, exports, CLI glue.
+
+Nothing app-specific lives here; see WORKSPACE.md for the map.
+"""
+import os
+
+# TensorFlow's C++ start-up chatter (oneDNN notices, "no CUDA drivers") drowns the
+# progress lines on CPU machines. A user who wants it back sets the variable themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -1,0 +1,60 @@
+"""Where datasets live: flag, then environment variable, then a per-user cache; download once."""
+import hashlib
+import os
+import pathlib
+import tempfile
+import urllib.request
+
+from common.errors import UserError
+
+CACHE_ROOT = pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "rnn_tutorials"
+
+
+def resolve(flag_value, env_var, name):
+  """Returns the data directory: `--data_dir` if given, else `$env_var`, else the cache.
+
+  Args:
+    flag_value: the `--data_dir` flag ('' when unset).
+    env_var: environment variable consulted next, e.g. 'PTB_DATA_DIR'.
+    name: sub-folder of the per-user cache used last, e.g. 'ptb'.
+  """
+  chosen = flag_value or os.environ.get(env_var, "") or str(CACHE_ROOT / name)
+  return pathlib.Path(chosen).expanduser()
+
+
+def sha256_of(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def download(url, destination, timeout=60):
+  """Downloads `url` to `destination` through a temporary file (no half-written files).
+
+  Raises:
+    UserError: when the download fails (offline machine, bad URL), naming the URL.
+  """
+  destination = pathlib.Path(destination)
+  destination.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=".download-")
+  try:
+    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+      for block in iter(lambda: response.read(1 << 20), b""):
+        out.write(block)
+    os.replace(tmp, destination)
+  except OSError as e:
+    raise UserError(f"could not download {url} ({e})") from None
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+  return destination
+
+
+def verify_sha256(path, expected):
+  """Raises UserError if the file's sha256 differs from `expected`."""
+  actual = sha256_of(path)
+  if actual != expected:
+    raise UserError(f"{path} has sha256 {actual[:12]}..., expected {expected[:12]}...: "
+                    "the file is corrupt or a different version; delete it and fetch it again")

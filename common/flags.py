@@ -1,0 +1,23 @@
+"""absl flags both apps define the same way. Only entry modules call these."""
+from absl import flags
+
+
+def define_common_flags(data_env_var):
+  flags.DEFINE_string("data_dir", "", f"Dataset directory (default: ${data_env_var}, then "
+                      "~/.cache/rnn_tutorials/<dataset>, downloading there if needed).")
+  flags.DEFINE_string("model_dir", "/tmp/model", "Checkpoints, TensorBoard logs, metrics.json "
+                      "and the SavedModel go here; rerun the same command to resume.")
+  flags.DEFINE_integer("seed", 0, "Random seed for initialisation, shuffling and dropout.")
+  flags.DEFINE_bool("use_synthetic_data", False, "Random data of the real shapes: measures "
+                    "speed without the dataset.")
+  flags.DEFINE_bool("jit_compile", False, "Compile the train and eval steps with XLA.")
+  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                    "Compute dtype; mixed_* keeps float32 master weights and float32 loss.")
+
+
+def non_negative(name):
+  flags.register_validator(name, lambda v: v is None or v >= 0, f"--{name} must be >= 0")
+
+
+def positive(name):
+  flags.register_validator(name, lambda v: v is None or v > 0, f"--{name} must be > 0")

@@ -1,0 +1,53 @@
+"""Progress lines with rate and ETA, and the TensorBoard writer both apps use."""
+import time
+
+import tensorflow as tf
+from absl import logging
+
+
+class Progress:
+  """Times a loop of `total` steps and reports items/second and the time left."""
+
+  def __init__(self, total, done=0):
+    self.total = total
+    self.start_done = done
+    self.start = time.perf_counter()
+
+  def elapsed(self):
+    return time.perf_counter() - self.start
+
+  def eta(self, done):
+    rate = (done - self.start_done) / max(self.elapsed(), 1e-9)
+    return (self.total - done) / rate if rate > 0 else float("inf")
+
+
+def format_seconds(seconds):
+  if seconds == float("inf"):
+    return "--:--"
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+
+
+class Summaries:
+  """TensorBoard scalars under stable names, one writer per split (train/, valid/, test/)."""
+
+  def __init__(self, log_dir):
+    self.log_dir = log_dir
+    self.writers = {}
+
+  def scalars(self, split, values, step):
+    if split not in self.writers:
+      self.writers[split] = tf.summary.create_file_writer(f"{self.log_dir}/{split}")
+    with self.writers[split].as_default():
+      for name, value in values.items():
+        tf.summary.scalar(name, value, step=step)
+    self.writers[split].flush()
+
+  def close(self):
+    for writer in self.writers.values():
+      writer.close()
+
+
+def log(message, *args):
+  logging.info(message, *args)

@@ -1,0 +1,70 @@
+"""Saving without losing what was saved: checkpoints, metrics.json and SavedModel exports.
+
+Every writer here goes to a temporary path first and renames at the end, so a crash or
+kill -9 leaves either the old file or the new one, never half of one.
+"""
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from common.errors import UserError
+
+
+def write_json(path, obj):
+  """Writes `obj` as pretty JSON to `path` atomically."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+  with os.fdopen(fd, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def checkpoint_manager(checkpoint, model_dir, max_to_keep=3):
+  """A CheckpointManager under MODEL_DIR/checkpoints that restores the latest, if any.
+
+  Returns:
+    (manager, restored_path or None).
+  """
+  manager = tf.train.CheckpointManager(checkpoint, str(pathlib.Path(model_dir) / "checkpoints"),
+                                       max_to_keep=max_to_keep)
+  if manager.latest_checkpoint:
+    try:
+      checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    except (tf.errors.OpError, ValueError, AssertionError) as e:
+      raise UserError(f"cannot restore {manager.latest_checkpoint} ({type(e).__name__}): it was "
+                      "written by a different configuration; use a new --model_dir or the "
+                      "flags it was trained with") from None
+  return manager, manager.latest_checkpoint
+
+
+def save_model(module, export_dir, signatures):
+  """tf.saved_model.save to a temporary sibling, then swaps it in place of `export_dir`."""
+  export_dir = pathlib.Path(export_dir)
+  export_dir.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}-"))
+  try:
+    tf.saved_model.save(module, str(tmp), signatures=signatures)
+    old = export_dir.with_name(f".{export_dir.name}-old")
+    if export_dir.exists():
+      shutil.rmtree(old, ignore_errors=True)
+      os.replace(export_dir, old)
+    os.replace(tmp, export_dir)
+    shutil.rmtree(old, ignore_errors=True)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  return export_dir
+
+
+def load_export(model_dir):
+  """Loads MODEL_DIR/export, or says clearly that there is none."""
+  export_dir = pathlib.Path(model_dir) / "export"
+  if not (export_dir / "saved_model.pb").exists():
+    raise UserError(f"no SavedModel at {export_dir}: train first (it exports at the end) or "
+                    "pass the --model_dir you trained with")
+  return tf.saved_model.load(str(export_dir))

@@ -1,0 +1,277 @@
+"""Trains, evaluates and exports the MNIST RNN; `python -m mnist_rnn.train --help` for flags.
+
+The library function is `train_and_evaluate(config, model_dir, data_dir)`; the flags and
+`main` at the bottom exist only when this file runs as a program, so importing it defines none.
+"""
+import contextlib
+import dataclasses
+import math
+import pathlib
+import time
+
+import keras
+import tensorflow as tf
+from absl import flags
+
+from common import errors, storage
+from common import flags as common_flags
+from common.data_dir import resolve
+from common.metrics import Mean
+from common.progress import Progress, Summaries, format_seconds, log
+from mnist_rnn import configs, data
+from mnist_rnn.model import build_model
+
+LOG_LINE = ("epoch {epoch:3d}/{epochs:<3d} {split:<5s} {step:5d}/{steps:<5d} loss {loss:7.4f}  "
+            "accuracy {accuracy:7.3f}%  lr {lr:.1e}  {rate:7.0f} examples/s  eta {eta}")
+
+
+def learning_rate(config, epoch):
+  """The tutorial's constant rate, then times `lr_decay` each epoch after `lr_decay_start`."""
+  return config.learning_rate * config.lr_decay ** max(epoch - config.lr_decay_start, 0)
+
+
+def make_optimizer(config):
+  optimizer = keras.optimizers.Adam(config.learning_rate)
+  if config.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
+
+
+def batch_sums(labels, logits):
+  """Sums over a batch, to be divided once per epoch: summed NLL, number correct, count."""
+  nll = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)  # [batch]
+  correct = tf.equal(tf.argmax(logits, axis=-1), labels)
+  return {"loss": tf.reduce_sum(nll), "correct": tf.reduce_sum(tf.cast(correct, tf.float32)),
+          "count": tf.shape(labels)[0]}
+
+
+def make_train_step(model, optimizer):
+  """Returns train_step(images, labels) -> batch sums; one Adam step on the mean loss."""
+
+  def train_step(images, labels):
+    with tf.GradientTape() as tape:
+      logits = model(images, training=True)  # [batch, 10]
+      sums = batch_sums(labels, logits)
+      loss = sums["loss"] / tf.cast(sums["count"], tf.float32)  # the tutorial's mean loss
+      scaled_loss = optimizer.scale_loss(loss)  # unchanged unless mixed_float16
+    gradients = tape.gradient(scaled_loss, model.trainable_variables)
+    optimizer.apply(gradients, model.trainable_variables)
+    return sums
+
+  return train_step
+
+
+def make_eval_step(model):
+  """Returns eval_step(images, labels) -> batch sums."""
+
+  def eval_step(images, labels):
+    return batch_sums(labels, model(images, training=False))
+
+  return eval_step
+
+
+def run_epoch(step_fn, dataset, num_steps, split, epoch, config, lr, log_every):
+  """Runs `step_fn` over `dataset`, logging LOG_LINE every `log_every` steps and at the end.
+
+  Returns:
+    {'loss': total NLL / seen, 'accuracy': correct / seen, 'examples': seen,
+     'seconds': elapsed, 'examples_per_second': seen / elapsed}.
+  """
+  loss, accuracy = Mean(), Mean()
+  progress = Progress(num_steps)
+  for step, (images, labels) in enumerate(dataset.take(num_steps), 1):
+    sums = step_fn(images, labels)
+    loss.update(sums["loss"], sums["count"])
+    accuracy.update(sums["correct"], sums["count"])
+    if step % log_every == 0 or step == num_steps:
+      log(LOG_LINE.format(epoch=epoch, epochs=config.epochs, split=split, step=step,
+                          steps=num_steps, loss=loss.result(), accuracy=100 * accuracy.result(),
+                          lr=lr, rate=accuracy.count / progress.elapsed(),
+                          eta=format_seconds(progress.eta(step))))
+  seconds = progress.elapsed()
+  return {"loss": loss.result(), "accuracy": accuracy.result(), "examples": accuracy.count,
+          "seconds": seconds, "examples_per_second": accuracy.count / max(seconds, 1e-9)}
+
+
+def export(model, export_dir):
+  """Writes the SavedModel: serving_default(images uint8 [N, 28, 28]) -> probabilities, classes.
+
+  Loading it needs TensorFlow alone; the scaling to [0, 1] is inside the signature.
+  """
+  module = tf.Module()
+  module.model = model
+
+  @tf.function(input_signature=[tf.TensorSpec([None, data.IMAGE_SIZE, data.IMAGE_SIZE],
+                                              tf.uint8, name="images")])
+  def serve(images):
+    logits = model(data.preprocess(images), training=False)  # [N, 10] float32
+    return {"probabilities": tf.nn.softmax(logits), "classes": tf.argmax(logits, axis=-1)}
+
+  module.serve = serve
+  with quiet_tensorflow():
+    return storage.save_model(module, export_dir, signatures={"serving_default": serve})
+
+
+@contextlib.contextmanager
+def quiet_tensorflow():
+  """Hides TensorFlow's INFO lines (a dozen per SavedModel export) that bury the progress."""
+  logger = tf.get_logger()
+  level = logger.level
+  logger.setLevel("WARNING")
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+class State:
+  """What a checkpoint holds besides the model and optimizer: progress, summed over resumptions."""
+
+  def __init__(self):
+    self.epoch = tf.Variable(0, dtype=tf.int64)  # epochs completed
+    self.train_examples = tf.Variable(0.0, dtype=tf.float64)
+    self.train_seconds = tf.Variable(0.0, dtype=tf.float64)  # inside training epochs only
+    self.wall_seconds = tf.Variable(0.0, dtype=tf.float64)  # everything, evaluation included
+
+  def variables(self):
+    return {"epoch": self.epoch, "train_examples": self.train_examples,
+            "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds}
+
+
+def train_and_evaluate(config, model_dir, data_dir=None):
+  """Trains `config.epochs` epochs (resuming MODEL_DIR/checkpoints), evaluates, exports.
+
+  Writes under MODEL_DIR: checkpoints/ (every epoch), train/ and test/ (TensorBoard scalars),
+  export/ (the SavedModel) and, last, metrics.json.
+
+  Args:
+    config: a `configs.Config`.
+    model_dir: output directory; running again with the same one resumes.
+    data_dir: holds the MNIST IDX files (or tensorflow-datasets' cache); unused with
+      `config.use_synthetic_data`.
+
+  Returns:
+    The metrics written to metrics.json.
+  """
+  started = time.perf_counter()
+  model_dir = pathlib.Path(model_dir)
+  keras.utils.set_random_seed(config.seed)
+  mnist = data.synthetic(config.seed) if config.use_synthetic_data else data.load(data_dir)
+  train_examples, test_examples = (data.examples(*mnist[split]) for split in ("train", "test"))
+  num_train, num_test = len(mnist["train"][1]), len(mnist["test"][1])
+  steps_per_epoch = math.ceil(num_train / config.batch_size)
+  if config.max_steps_per_epoch:
+    steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+  test_steps = math.ceil(num_test / config.batch_size)
+
+  model = build_model(config)
+  optimizer = make_optimizer(config)
+  optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore too
+  state = State()
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state.variables())
+  manager, restored = storage.checkpoint_manager(checkpoint, model_dir)
+  if restored:
+    log("resumed from %s: %d of %d epochs done", restored, int(state.epoch), config.epochs)
+  train_step = tf.function(make_train_step(model, optimizer), jit_compile=config.jit_compile)
+  eval_step = tf.function(make_eval_step(model), jit_compile=config.jit_compile)
+  summaries = Summaries(str(model_dir))
+  mark = started  # wall_seconds counts loading and building too
+
+  def evaluate(epoch):
+    return run_epoch(eval_step, data.batches(test_examples, config.batch_size), test_steps,
+                     "test", epoch, config, learning_rate(config, epoch), log_every=test_steps)
+
+  test = None
+  for epoch in range(int(state.epoch) + 1, config.epochs + 1):
+    # One shuffle seed per epoch: a resumed run sees the order an uninterrupted one would.
+    lr = learning_rate(config, epoch)
+    optimizer.learning_rate = lr
+    dataset = data.batches(train_examples, config.batch_size, config.seed * 100_003 + epoch)
+    train = run_epoch(train_step, dataset, steps_per_epoch, "train", epoch, config, lr,
+                      config.log_every_steps)
+    test = evaluate(epoch)
+    summaries.scalars("train", {"loss": train["loss"], "accuracy": train["accuracy"],
+                                "learning_rate": lr,
+                                "examples_per_second": train["examples_per_second"]}, epoch)
+    summaries.scalars("test", {"loss": test["loss"], "accuracy": test["accuracy"]}, epoch)
+    now = time.perf_counter()
+    state.epoch.assign(epoch)
+    state.train_examples.assign_add(train["examples"])
+    state.train_seconds.assign_add(train["seconds"])
+    state.wall_seconds.assign_add(now - mark)
+    mark = now
+    manager.save(checkpoint_number=epoch)
+  summaries.close()
+  if test is None:  # nothing left to train: a finished run re-evaluates and re-exports
+    log("nothing to train: %d of %d epochs already done", int(state.epoch), config.epochs)
+    test = evaluate(int(state.epoch))
+  export(model, model_dir / "export")
+  return write_metrics(config, model_dir, state, test, time.perf_counter() - mark)
+
+
+def write_metrics(config, model_dir, state, test, seconds_since_checkpoint):
+  train_seconds = float(state.train_seconds.numpy())
+  metrics = {
+      "test_accuracy": test["accuracy"],
+      "test_loss": test["loss"],
+      "test_examples": int(test["examples"]),
+      "epochs": int(state.epoch.numpy()),
+      "train_examples_per_second": float(state.train_examples.numpy()) / train_seconds
+                                   if train_seconds else None,
+      "train_seconds": train_seconds,
+      "wall_seconds": float(state.wall_seconds.numpy()) + seconds_since_checkpoint,
+      "config": dataclasses.asdict(config),
+  }
+  storage.write_json(model_dir / "metrics.json", metrics)
+  log("test accuracy %.2f%%, test loss %.4f after %d epochs; wrote %s", 100 * test["accuracy"],
+      test["loss"], metrics["epochs"], model_dir / "metrics.json")
+  return metrics
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command line: each Config field is a flag of the same name, overriding --config."""
+  common_flags.define_common_flags("MNIST_DATA_DIR")
+  default = configs.TutorialConfig
+  flags.DEFINE_enum("config", "tutorial", list(configs.CONFIGS), "Starting configuration; "
+                    "the flags below override its fields (their defaults are the tutorial's).")
+  flags.DEFINE_integer("epochs", default.epochs, "Passes over the 60,000 training images.")
+  flags.DEFINE_integer("batch_size", default.batch_size, "Images per training step.")
+  flags.DEFINE_float("learning_rate", default.learning_rate, "Adam's learning rate.")
+  flags.DEFINE_float("lr_decay", default.lr_decay, "Learning-rate factor per epoch after "
+                     "--lr_decay_start (1: the tutorial's constant rate).")
+  flags.DEFINE_integer("lr_decay_start", default.lr_decay_start,
+                       "Epochs at the full learning rate before the decay starts.")
+  flags.DEFINE_integer("hidden_size", default.hidden_size, "Units per recurrent layer.")
+  flags.DEFINE_integer("num_layers", default.num_layers, "Stacked recurrent layers.")
+  flags.DEFINE_enum("cell", default.cell, list(configs.CELLS), "Recurrent cell.")
+  flags.DEFINE_bool("bidirectional", default.bidirectional, "Read the rows both ways.")
+  flags.DEFINE_integer("max_steps_per_epoch", default.max_steps_per_epoch,
+                       "Cut each epoch after this many steps (0: the whole training set).")
+  flags.DEFINE_integer("log_every_steps", default.log_every_steps, "Steps between log lines.")
+  flags.register_validator("lr_decay", lambda v: 0 < v <= 1, "--lr_decay must be in (0, 1]")
+  for name in ("epochs", "max_steps_per_epoch", "lr_decay_start"):
+    common_flags.non_negative(name)
+  for name in ("batch_size", "learning_rate", "hidden_size", "num_layers", "log_every_steps"):
+    common_flags.positive(name)
+
+
+def config_from_flags():
+  """--config's Config with every flag given on the command line replacing its field."""
+  overrides = {field.name: FLAGS[field.name].value
+               for field in dataclasses.fields(configs.Config) if FLAGS[field.name].present}
+  return dataclasses.replace(configs.CONFIGS[FLAGS.config], **overrides)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise errors.UserError(f"unexpected arguments {argv[1:]}: flags look like --epochs=3")
+  config = config_from_flags()
+  train_and_evaluate(config, FLAGS.model_dir, resolve(FLAGS.data_dir, "MNIST_DATA_DIR", "mnist"))
+
+
+if __name__ == "__main__":
+  define_flags()
+  errors.run(main)

@@ -10,6 +10,7 @@ Each 28x28 image is read by the RNN as a sequence, one row per time step:
 """
 import gzip
 import pathlib
+import re
 import zlib
 
 import numpy as np
@@ -106,16 +107,19 @@ def load_tfds(data_dir):
   import tensorflow_datasets as tfds  # slow to import; only this fallback needs it
 
   try:
-    train, test = tfds.load("mnist", split=["train", "test"], data_dir=str(data_dir),
-                            as_supervised=True, batch_size=-1)
+    splits = tfds.load("mnist", split=["train", "test"], data_dir=str(data_dir),
+                       as_supervised=True)
   except Exception as e:  # pylint: disable=broad-except: offline, tfds fails in many ways
-    raise UserError(
-        f"could not get MNIST from tensorflow-datasets ({type(e).__name__}: "
-        f"{str(e).splitlines()[0] if str(e) else ''}): put {', '.join(FILES['train'] + FILES['test'])}"
-        " in a directory and pass it as --data_dir or $MNIST_DATA_DIR") from None
-  # tfds images are [N, 28, 28, 1]; drop the channel to match the IDX layout.
-  return {split: (images.numpy()[..., 0], labels.numpy().astype(np.uint8))
-          for split, (images, labels) in (("train", train), ("test", test))}
+    reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    raise UserError(f"could not get MNIST from tensorflow-datasets ({reason}); put "
+                    f"{', '.join(FILES['train'] + FILES['test'])} in a directory and pass it "
+                    "as --data_dir or $MNIST_DATA_DIR") from None
+  arrays = {}
+  for split, dataset in zip(("train", "test"), splits):
+    images, labels = dataset.batch(1 << 20).get_single_element()  # the whole split at once
+    # tfds images are [N, 28, 28, 1]; drop the channel to match the IDX layout.
+    arrays[split] = (images.numpy()[..., 0], labels.numpy().astype(np.uint8))
+  return arrays
 
 
 def synthetic(seed, num_train=60000, num_test=10000):
@@ -169,8 +173,9 @@ def read_image(path, invert=False):
   except tf.errors.NotFoundError:
     raise UserError(f"{path}: no such file") from None
   except tf.errors.OpError as e:
-    raise UserError(f"{path} is not a readable PNG, JPEG, BMP or GIF image "
-                    f"({e.message.splitlines()[0]}): pass an image file") from None
+    reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message).strip()  # drop TF's op details
+    raise UserError(f"{path} is not a readable PNG, JPEG, BMP or GIF image ({reason}): "
+                    "pass an image file") from None
   if image.shape[-1] in (2, 4):  # drop the alpha channel
     image = image[..., :-1]
   if image.shape[-1] == 3:

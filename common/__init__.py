@@ -7,3 +7,8 @@ import os
 # TensorFlow's C++ start-up chatter (oneDNN notices, "no CUDA drivers") drowns the
 # progress lines on CPU machines. A user who wants it back sets the variable themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import logging as _logging
+
+# TensorFlow's Python-side INFO lines (one per checkpoint shard) bury our progress lines.
+_logging.getLogger("tensorflow").setLevel(_logging.WARNING)

@@ -1,0 +1,75 @@
+"""The four configurations of TensorFlow's ptb_word_lm tutorial (Zaremba et al. 2014, Table 1).
+
+Every config has the same fields; the `--model` flag picks one and any field can be
+overridden by a flag of its own name (`--max_max_epoch=1`, `--hidden_size=300`).
+"""
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class SmallConfig:
+  """Non-regularised 2x200 LSTM: tutorial 37.99 / 121.39 / 115.91 (train / valid / test)."""
+  init_scale: float = 0.1       # every weight starts uniform in [-init_scale, init_scale]
+  learning_rate: float = 1.0    # plain SGD; 1.0 only works because the loss is summed over time
+  max_grad_norm: float = 5.0    # clip the global gradient norm
+  num_layers: int = 2
+  num_steps: int = 20           # truncated BPTT window
+  hidden_size: int = 200
+  max_epoch: int = 4            # epochs at the full learning rate
+  max_max_epoch: int = 13       # total epochs
+  keep_prob: float = 1.0        # dropout keeps this fraction (1.0: no dropout)
+  lr_decay: float = 0.5         # per-epoch factor after max_epoch
+  batch_size: int = 20
+  vocab_size: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class MediumConfig(SmallConfig):
+  """Regularised 2x650 LSTM: tutorial 48.45 / 86.16 / 82.07."""
+  init_scale: float = 0.05
+  num_steps: int = 35
+  hidden_size: int = 650
+  max_epoch: int = 6
+  max_max_epoch: int = 39
+  keep_prob: float = 0.5
+  lr_decay: float = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class LargeConfig(SmallConfig):
+  """Regularised 2x1500 LSTM: tutorial 37.87 / 82.62 / 78.29."""
+  init_scale: float = 0.04
+  max_grad_norm: float = 10.0
+  num_steps: int = 35
+  hidden_size: int = 1500
+  max_epoch: int = 14
+  max_max_epoch: int = 55
+  keep_prob: float = 0.35
+  lr_decay: float = 1 / 1.15
+
+
+@dataclasses.dataclass(frozen=True)
+class TestConfig(SmallConfig):
+  """Tiny model for tests: one layer of 2 units."""
+  max_grad_norm: float = 1.0
+  num_layers: int = 1
+  num_steps: int = 2
+  hidden_size: int = 2
+  max_epoch: int = 1
+  max_max_epoch: int = 1
+
+
+CONFIGS = {"small": SmallConfig, "medium": MediumConfig, "large": LargeConfig,
+           "test": TestConfig}
+FIELDS = [field.name for field in dataclasses.fields(SmallConfig)]
+
+
+def get_config(name, **overrides):
+  """The named config with `overrides` (field -> value; None means keep the default)."""
+  config = CONFIGS[name]()
+  return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def learning_rate(config, epoch):
+  """lr for 0-based `epoch`: constant for max_epoch epochs, then decayed each epoch."""
+  return config.learning_rate * config.lr_decay ** max(epoch + 1 - config.max_epoch, 0)

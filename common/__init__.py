@@ -10,5 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import logging as _logging
 
+from absl import logging as _absl_logging
+
 # TensorFlow's Python-side INFO lines (one per checkpoint shard) bury our progress lines.
 _logging.getLogger("tensorflow").setLevel(_logging.WARNING)
+_absl_logging.get_absl_logger().addFilter(
+    lambda record: not record.pathname.endswith("functional_saver.py"))

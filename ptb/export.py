@@ -6,7 +6,7 @@ Signatures (all usable with TensorFlow alone, `tf.saved_model.load(MODEL_DIR/exp
       scored as a PTB line: from the zero state after an <eos>, up to and including its <eos>.
   step(ids: int32 [B], state: float32 [layers, 2, B, hidden]) -> log_probs [B, vocab], state
       One word per stream, for streaming generation.
-  initial_state(batch_size: int32 []) -> state;  vocabulary() -> words: string [vocab]
+  initial_state(batch_size: int32 []) -> state (zeros);  vocabulary() -> words: string [vocab]
 """
 import pathlib
 
@@ -32,7 +32,7 @@ class LanguageModelExport(tf.Module):
     self.score = tf.function(self._score, input_signature=[tf.TensorSpec([None], tf.string)])
     self.step = tf.function(self._step, input_signature=[
         tf.TensorSpec([None], tf.int32), tf.TensorSpec(state_shape, tf.float32)])
-    self.initial_state = tf.function(self.model.zero_state,
+    self.initial_state = tf.function(lambda batch_size: {"state": model.zero_state(batch_size)},
                                      input_signature=[tf.TensorSpec([], tf.int32)])
     self.vocabulary = tf.function(lambda: {"words": self.words}, input_signature=[])
 

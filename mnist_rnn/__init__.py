@@ -1,2 +1,36 @@
-"""MNIST RNN (placeholder docstring)."""
-import common  # noqa: F401  first, so TensorFlow's C++ start-up chatter stays quiet
+"""MNIST digits classified by an LSTM that reads each image one row at a time.
+
+Reproduces the TensorFlow-Examples recurrent_network tutorial (Aymeric Damien,
+https://github.com/aymericdamien/TensorFlow-Examples/blob/master/examples/3_NeuralNetworks/
+recurrent_network.py) in TensorFlow 2 / Keras 3: each 28x28 image is 28 time steps of 28
+pixels scaled to [0, 1]; one LSTM layer of 128 units (forget bias 1); a dense layer from its
+last output to 10 classes; softmax cross-entropy; Adam at 0.001; batches of 128
+(81,674 parameters). The tutorial trains 10,000 steps (about 21 epochs) and prints the
+accuracy on 128 test images only; we train 12 epochs, halve the learning rate each of the last
+4 (--lr_decay=1 keeps it constant, as the tutorial does) and report the full 10,000-image test
+set. --cell, --num_layers and --bidirectional generalise the model.
+
+Results (full test set; one run each, seed 0):
+
+| config                     | epochs | test accuracy  | wall time      | machine          |
+|----------------------------|--------|----------------|----------------|------------------|
+| tutorial (defaults)        | 12     | to be measured | to be measured | 2-core x86 CPU   |
+| tutorial, --lr_decay=1     | 12     | to be measured | to be measured | 2-core x86 CPU   |
+
+Run (the data: the four MNIST `*-ubyte.gz` files in --data_dir or $MNIST_DATA_DIR, else
+tensorflow-datasets downloads MNIST into ~/.cache/rnn_tutorials/mnist):
+
+    python -m mnist_rnn.train --model_dir=/tmp/mnist_rnn          # rerun the same to resume
+    python -m mnist_rnn.train --config=test --model_dir=/tmp/t     # seconds: a smoke test
+    python -m mnist_rnn.train --use_synthetic_data --epochs=1      # speed without the data
+    python -m mnist_rnn.predict --model_dir=/tmp/mnist_rnn digit.png [--invert]
+    tensorboard --logdir=/tmp/mnist_rnn
+
+MODEL_DIR then holds checkpoints/ (every epoch), train/ and test/ (TensorBoard), export/ (a
+SavedModel: serving_default(images uint8 [N, 28, 28]) -> probabilities [N, 10], classes [N])
+and metrics.json.
+
+Modules: configs (Config), data (IDX reader, tensorflow-datasets, tf.data, image files),
+model (build_model), train (train_and_evaluate; the `train` command), predict (the command).
+"""
+import common  # noqa: F401  first: its logging settings must precede TensorFlow

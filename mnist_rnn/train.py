@@ -137,6 +137,40 @@ class State:
     return {"epoch": self.epoch, "train_examples": self.train_examples,
             "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds}
 
+  def record(self, epoch, train, wall_seconds):
+    self.epoch.assign(epoch)
+    self.train_examples.assign_add(train["examples"])
+    self.train_seconds.assign_add(train["seconds"])
+    self.wall_seconds.assign_add(wall_seconds)
+
+
+def load_examples(config, data_dir):
+  """Returns (train examples, test examples, train steps per epoch, test steps)."""
+  mnist = data.synthetic(config.seed) if config.use_synthetic_data else data.load(data_dir)
+  (train_images, train_labels), (test_images, test_labels) = mnist["train"], mnist["test"]
+  steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
+  if config.max_steps_per_epoch:
+    steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+  return (data.examples(train_images, train_labels), data.examples(test_images, test_labels),
+          steps_per_epoch, math.ceil(len(test_labels) / config.batch_size))
+
+
+def build_or_restore(config, model_dir):
+  """Builds the model, optimizer and State, restoring MODEL_DIR/checkpoints' latest if any.
+
+  Returns:
+    (model, optimizer, state, checkpoint manager).
+  """
+  model = build_model(config)
+  optimizer = make_optimizer(config)
+  optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore too
+  state = State()
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state.variables())
+  manager, restored = storage.checkpoint_manager(checkpoint, model_dir)
+  if restored:
+    log("resumed from %s: %d of %d epochs done", restored, int(state.epoch), config.epochs)
+  return model, optimizer, state, manager
+
 
 def train_and_evaluate(config, model_dir, data_dir=None):
   """Trains `config.epochs` epochs (resuming MODEL_DIR/checkpoints), evaluates, exports.
@@ -153,29 +187,14 @@ def train_and_evaluate(config, model_dir, data_dir=None):
   Returns:
     The metrics written to metrics.json.
   """
-  started = time.perf_counter()
+  mark = time.perf_counter()  # wall_seconds counts loading and building too
   model_dir = pathlib.Path(model_dir)
   keras.utils.set_random_seed(config.seed)
-  mnist = data.synthetic(config.seed) if config.use_synthetic_data else data.load(data_dir)
-  train_examples, test_examples = (data.examples(*mnist[split]) for split in ("train", "test"))
-  num_train, num_test = len(mnist["train"][1]), len(mnist["test"][1])
-  steps_per_epoch = math.ceil(num_train / config.batch_size)
-  if config.max_steps_per_epoch:
-    steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-  test_steps = math.ceil(num_test / config.batch_size)
-
-  model = build_model(config)
-  optimizer = make_optimizer(config)
-  optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore too
-  state = State()
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state.variables())
-  manager, restored = storage.checkpoint_manager(checkpoint, model_dir)
-  if restored:
-    log("resumed from %s: %d of %d epochs done", restored, int(state.epoch), config.epochs)
+  train_examples, test_examples, steps_per_epoch, test_steps = load_examples(config, data_dir)
+  model, optimizer, state, manager = build_or_restore(config, model_dir)
   train_step = tf.function(make_train_step(model, optimizer), jit_compile=config.jit_compile)
   eval_step = tf.function(make_eval_step(model), jit_compile=config.jit_compile)
   summaries = Summaries(str(model_dir))
-  mark = started  # wall_seconds counts loading and building too
 
   def evaluate(epoch):
     return run_epoch(eval_step, data.batches(test_examples, config.batch_size), test_steps,
@@ -183,10 +202,10 @@ def train_and_evaluate(config, model_dir, data_dir=None):
 
   test = None
   for epoch in range(int(state.epoch) + 1, config.epochs + 1):
-    # One shuffle seed per epoch: a resumed run sees the order an uninterrupted one would.
     lr = learning_rate(config, epoch)
     optimizer.learning_rate = lr
-    dataset = data.batches(train_examples, config.batch_size, config.seed * 100_003 + epoch)
+    # A shuffle seed per (seed, epoch): a resumed run sees the order an uninterrupted one would.
+    dataset = data.batches(train_examples, config.batch_size, 1000 * config.seed + epoch)
     train = run_epoch(train_step, dataset, steps_per_epoch, "train", epoch, config, lr,
                       config.log_every_steps)
     test = evaluate(epoch)
@@ -195,10 +214,7 @@ def train_and_evaluate(config, model_dir, data_dir=None):
                                 "examples_per_second": train["examples_per_second"]}, epoch)
     summaries.scalars("test", {"loss": test["loss"], "accuracy": test["accuracy"]}, epoch)
     now = time.perf_counter()
-    state.epoch.assign(epoch)
-    state.train_examples.assign_add(train["examples"])
-    state.train_seconds.assign_add(train["seconds"])
-    state.wall_seconds.assign_add(now - mark)
+    state.record(epoch, train, wall_seconds=now - mark)
     mark = now
     manager.save(checkpoint_number=epoch)
   summaries.close()

@@ -47,14 +47,13 @@ def test_invert_reads_dark_ink_on_light_colour_images(mnist_trained, mnist_dir, 
   assert abs(inverted[0][1] - plain[0][1]) < 0.01
 
 
-def test_unreadable_image_is_a_clean_error(mnist_trained, tmp_path):
+def test_unreadable_image_is_a_clean_error(tmp_path):
   bad = tmp_path / "notes.png"
   bad.write_text("not an image")
-  assert_clean_error(run_cli("mnist_rnn.predict", f"--model_dir={mnist_trained[0]}", bad),
-                     str(bad), "not a readable")
   missing = tmp_path / "missing.png"
-  assert_clean_error(run_cli("mnist_rnn.predict", f"--model_dir={mnist_trained[0]}", missing),
-                     str(missing), "no such file")
+  for path, words in ((bad, "not a readable"), (missing, "no such file")):
+    assert_clean_error(run_cli("mnist_rnn.predict", f"--model_dir={tmp_path}", path),
+                       str(path), words)
 
 
 def test_model_dir_without_export_is_a_clean_error(tmp_path):

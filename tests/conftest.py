@@ -40,3 +40,40 @@ def assert_clean_error(result, *needles):
   assert "Traceback" not in result.stderr, result.stderr
   for needle in needles:
     assert needle in result.stderr, result.stderr
+
+
+# --- mnist_rnn ------------------------------------------------------------------------------
+
+
+def write_idx(path, magic, array):
+  """Writes `array` (uint8) as a gzipped IDX file with the given magic number."""
+  import gzip  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+
+  array = np.asarray(array, np.uint8)
+  header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.tobytes())
+
+
+@pytest.fixture
+def mnist_tiny_dir(tmp_path):
+  """The four MNIST IDX files holding 5 training and 3 test images (labels 0-4 and 0-2)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  for prefix, count in (("train", 5), ("t10k", 3)):
+    write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", 2051,
+              rng.integers(0, 256, (count, 28, 28)))
+    write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", 2049, np.arange(count))
+  return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mnist_trained(mnist_dir, tmp_path_factory):
+  """One short epoch of the test config on real MNIST via the CLI: (model_dir, result)."""
+  model_dir = tmp_path_factory.mktemp("mnist_trained")
+  result = run_cli("mnist_rnn.train", "--config=test", f"--data_dir={mnist_dir}",
+                   f"--model_dir={model_dir}")
+  assert result.returncode == 0, result.stderr
+  return model_dir, result

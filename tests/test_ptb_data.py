@@ -1,0 +1,83 @@
+"""The PTB reader and batcher, on hand-worked cases."""
+import numpy as np
+import pytest
+
+from common.errors import UserError
+from ptb import configs, data
+
+
+def test_batcher_windows_of_two_consecutive_batches():
+  inputs, targets = data.windows(np.arange(15), batch_size=3, num_steps=2)
+  # batch_len = 5, epoch_size = (5 - 1) // 2 = 2; rows are [0..4], [5..9], [10..14].
+  assert inputs.shape == targets.shape == (2, 3, 2)
+  np.testing.assert_array_equal(inputs[0], [[0, 1], [5, 6], [10, 11]])
+  np.testing.assert_array_equal(targets[0], [[1, 2], [6, 7], [11, 12]])
+  np.testing.assert_array_equal(inputs[1], [[2, 3], [7, 8], [12, 13]])
+  np.testing.assert_array_equal(targets[1], [[3, 4], [8, 9], [13, 14]])
+
+
+def test_batcher_drops_the_tail_like_the_tutorial():
+  inputs, _ = data.windows(np.arange(17), batch_size=3, num_steps=2)
+  assert inputs.shape[0] == 2  # 17 // 3 = 5 per row; tokens 15 and 16 are never read
+
+
+def test_too_little_data_is_a_clear_error():
+  with pytest.raises(UserError, match="too few for batch_size=3 x num_steps=5"):
+    data.windows(np.arange(15), batch_size=3, num_steps=5)
+
+
+def test_vocabulary_is_ordered_by_count_then_word(tmp_path):
+  path = tmp_path / "ptb.train.txt"
+  path.write_text(" b a c \n a b \n a \n")
+  words = data.read_words(path)
+  assert words == ["b", "a", "c", "<eos>", "a", "b", "<eos>", "a", "<eos>"]
+  vocab = data.build_vocab(words)
+  # a: 3, <eos>: 3 (tie broken by the word: '<' < 'a'), b: 2, c: 1
+  assert vocab == ["<eos>", "a", "b", "c"]
+  np.testing.assert_array_equal(data.to_ids(words, vocab), [2, 1, 3, 0, 1, 2, 0, 1, 0])
+
+
+def test_unknown_words_map_to_unk():
+  ids = data.to_ids(["a", "zebra", "<unk>"], ["<unk>", "a"], "valid")
+  np.testing.assert_array_equal(ids, [1, 0, 0])
+
+
+def test_real_ptb_counts(ptb_dir):
+  ids, vocab = data.load(ptb_dir)
+  assert len(vocab) == 10000
+  assert {split: len(ids[split]) for split in data.SPLITS} == {
+      "train": 929589, "valid": 73760, "test": 82430}
+  assert vocab[:3] == ["the", "<unk>", "<eos>"]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "is empty"),
+    (b"\xff\xfe caf\xe9 \n", "is not UTF-8"),
+])
+def test_bad_files_are_clear_errors(tmp_path, content, message):
+  path = tmp_path / "ptb.train.txt"
+  path.write_bytes(content)
+  with pytest.raises(UserError, match=message):
+    data.read_words(path)
+
+
+def test_some_files_missing_is_a_clear_error(tmp_path):
+  (tmp_path / "ptb.train.txt").write_text("a b\n")
+  with pytest.raises(UserError, match="lacks ptb.valid.txt, ptb.test.txt"):
+    data.ensure_files(tmp_path)
+
+
+def test_learning_rate_schedule():
+  small = configs.SmallConfig()
+  rates = [configs.learning_rate(small, epoch) for epoch in range(13)]
+  assert rates[:4] == [1.0] * 4
+  assert rates[4:7] == [0.5, 0.25, 0.125]
+  assert rates[12] == 0.5 ** 9
+  large = configs.LargeConfig()
+  assert configs.learning_rate(large, 14) == pytest.approx(1 / 1.15)
+
+
+def test_configs_share_fields_and_overrides():
+  assert configs.get_config("medium", hidden_size=None).hidden_size == 650
+  assert configs.get_config("large", max_max_epoch=2).max_max_epoch == 2
+  assert configs.get_config("test").num_layers == 1

@@ -1,0 +1,129 @@
+"""The PTB model and its training step: shapes, parameters, carried state, loss, evaluation."""
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ptb import configs, train
+from ptb.model import PTBModel, token_nll
+
+TINY = dataclasses.replace(configs.TestConfig(), init_scale=0.5, vocab_size=50, hidden_size=8, num_layers=2,
+                           num_steps=3, batch_size=4, max_grad_norm=1e9)
+
+
+def build(config, seed=0):
+  keras.utils.set_random_seed(seed)
+  model = PTBModel(config)
+  model(tf.zeros([1, 1], tf.int32), model.zero_state(1))
+  return model
+
+
+def test_small_config_parameter_count_matches_the_hand_count():
+  # embedding 10000x200 + 2 x LSTM (400x800 + 800) + softmax 200x10000 + 10000
+  assert build(configs.SmallConfig()).count_params() == 4_651_600
+
+
+def test_shapes_and_initialisation():
+  model = build(TINY)
+  logits, state = model(tf.zeros([4, 3], tf.int32), model.zero_state(4))
+  assert logits.shape == (4, 3, 50) and state.shape == (2, 2, 4, 8)
+  for variable in model.trainable_variables:
+    values = variable.numpy()
+    if variable.path.endswith("lstm_0/bias") or variable.path.endswith("lstm_1/bias"):
+      assert not values.any()  # forget bias 0, not Keras' 1
+    else:
+      assert np.abs(values).max() <= TINY.init_scale and values.std() > 0
+
+
+def test_carried_state_equals_one_long_window():
+  model = build(TINY)
+  ids = tf.random.uniform([4, 6], 0, 50, tf.int32, seed=1)
+  whole, _ = model(ids, model.zero_state(4))
+  first, state = model(ids[:, :3], model.zero_state(4))
+  second, _ = model(ids[:, 3:], state)
+  np.testing.assert_allclose(tf.concat([first, second], 1), whole, atol=1e-5)
+  fresh, _ = model(ids[:, 3:], model.zero_state(4))
+  assert np.abs(fresh - second).max() > 1e-2  # the state really changes the next window
+
+
+def test_gradient_stops_at_the_window_edge():
+  model = build(TINY)
+  train_step, _ = train.make_steps(model, TINY)
+  first = tf.constant([[1, 2, 3]] * 4)   # words 1-3 appear only in the first window
+  second = tf.constant([[4, 5, 6]] * 4)
+  _, state = train_step(first, second, model.zero_state(4), tf.constant(0.0), tf.constant([0, 0]))
+  before = model.embedding.embeddings.numpy()
+  train_step(second, second, state, tf.constant(1.0), tf.constant([0, 0]))
+  after = model.embedding.embeddings.numpy()
+  np.testing.assert_array_equal(after[1:4], before[1:4])  # no gradient reached window one
+  assert np.abs(after[4:7] - before[4:7]).max() > 0
+
+
+def test_loss_is_summed_over_time_and_averaged_over_the_batch():
+  model = build(TINY)
+  inputs = tf.random.uniform([4, 3], 0, 50, tf.int32, seed=2)
+  targets = tf.random.uniform([4, 3], 0, 50, tf.int32, seed=3)
+  with tf.GradientTape() as tape:
+    logits, _ = model(inputs, model.zero_state(4))
+    per_token = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+    reference = tf.reduce_mean(tf.reduce_sum(per_token, axis=1))  # sum over T, mean over B
+  grads = tape.gradient(reference, model.trainable_variables)
+  expected = [v.numpy() - tf.convert_to_tensor(g).numpy()
+              for v, g in zip(model.trainable_variables, grads)]
+  train_step, _ = train.make_steps(model, TINY)
+  nll, _ = train_step(inputs, targets, model.zero_state(4), tf.constant(1.0), tf.constant([0, 0]))
+  np.testing.assert_allclose(nll, tf.reduce_sum(per_token), rtol=1e-5)
+  for variable, value in zip(model.trainable_variables, expected):
+    np.testing.assert_allclose(variable.numpy(), value, atol=1e-5, err_msg=variable.path)
+
+
+def test_a_few_dozen_steps_lower_the_loss():
+  config = dataclasses.replace(TINY, max_grad_norm=5.0, init_scale=0.1, hidden_size=32)
+  model = build(config)
+  train_step, _ = train.make_steps(model, config)
+  ids = np.tile(np.arange(10), 40)  # a stream the model can learn: 0 1 2 ... 9 0 1 ...
+  inputs, targets = train.data.windows(ids, 4, 3)
+  state, losses = model.zero_state(4), []
+  for x, y in zip(inputs, targets):
+    nll, state = train_step(x, y, state, tf.constant(1.0), tf.constant([0, 0]))
+    losses.append(float(nll) / y.size)
+  assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])  # from ln(50) = 3.9 to < 3.1
+
+
+def test_every_trainable_variable_changes_in_one_step():
+  model = build(TINY)
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  train_step, _ = train.make_steps(model, TINY)
+  ids = tf.constant([[1, 2, 3]] * 4)
+  train_step(ids, ids, model.zero_state(4), tf.constant(1.0), tf.constant([0, 0]))
+  for variable, old in zip(model.trainable_variables, before):
+    assert np.abs(variable.numpy() - old).max() > 0, variable.path
+
+
+def test_dropout_follows_the_seed_and_is_off_in_evaluation():
+  config = dataclasses.replace(TINY, keep_prob=0.5)
+  model = build(config)
+  ids = tf.constant([[1, 2, 3]] * 4)
+  a, _ = model(ids, model.zero_state(4), dropout_seed=tf.constant([1, 2]))
+  b, _ = model(ids, model.zero_state(4), dropout_seed=tf.constant([1, 2]))
+  c, _ = model(ids, model.zero_state(4), dropout_seed=tf.constant([3, 4]))
+  d, _ = model(ids, model.zero_state(4))
+  e, _ = model(ids, model.zero_state(4))
+  np.testing.assert_array_equal(a, b)
+  assert np.abs(a - c).max() > 0
+  np.testing.assert_array_equal(d, e)
+
+
+def test_batch_one_test_evaluation_does_not_depend_on_the_window_length():
+  model = build(TINY)
+  _, eval_step = train.make_steps(model, TINY)
+  ids = np.random.default_rng(0).integers(0, 50, 101)
+  by_one = train.evaluate(eval_step, model, ids, batch_size=1, num_steps=1)
+  by_seven = train.evaluate(eval_step, model, ids, batch_size=1, num_steps=7)
+  by_all = train.evaluate(eval_step, model, ids, batch_size=1, num_steps=500)
+  assert by_one == pytest.approx(by_seven, rel=1e-5) == pytest.approx(by_all, rel=1e-5)
+  logits, _ = model(ids[None, :-1], model.zero_state(1))  # every target after the first
+  expected = np.exp(float(token_nll(logits, ids[None, 1:])) / 100)
+  assert by_one == pytest.approx(expected, rel=1e-5)

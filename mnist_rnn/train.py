@@ -3,7 +3,6 @@
 The library function is `train_and_evaluate(config, model_dir, data_dir)`; the flags and
 `main` at the bottom exist only when this file runs as a program, so importing it defines none.
 """
-import contextlib
 import dataclasses
 import math
 import pathlib
@@ -108,20 +107,7 @@ def export(model, export_dir):
     return {"probabilities": tf.nn.softmax(logits), "classes": tf.argmax(logits, axis=-1)}
 
   module.serve = serve
-  with quiet_tensorflow():
-    return storage.save_model(module, export_dir, signatures={"serving_default": serve})
-
-
-@contextlib.contextmanager
-def quiet_tensorflow():
-  """Hides TensorFlow's INFO lines (a dozen per SavedModel export) that bury the progress."""
-  logger = tf.get_logger()
-  level = logger.level
-  logger.setLevel("WARNING")
-  try:
-    yield
-  finally:
-    logger.setLevel(level)
+  return storage.save_model(module, export_dir, signatures={"serving_default": serve})
 
 
 class State:

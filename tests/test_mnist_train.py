@@ -181,3 +181,11 @@ def test_invalid_flag_is_a_clean_error_naming_it(flag, tiny_model_dir):
   result = run_cli("mnist_rnn.train", flag, f"--model_dir={tiny_model_dir}")
   assert_clean_error(result, flag.split("=")[0])
   assert snapshot(tiny_model_dir) == before
+
+
+def test_checkpoint_of_another_configuration_is_a_clean_error(mnist_tiny_dir, tiny_model_dir):
+  before = snapshot(tiny_model_dir)
+  result = run_cli("mnist_rnn.train", "--config=test", "--hidden_size=32", "--epochs=2",
+                   f"--data_dir={mnist_tiny_dir}", f"--model_dir={tiny_model_dir}")
+  assert_clean_error(result, "different configuration", "--model_dir")
+  assert snapshot(tiny_model_dir) == before

@@ -24,6 +24,7 @@ class LSTM(keras.layers.Layer):
     super().__init__(**kwargs)
     self.units = units
     self.initializer = initializer
+    self._convert_input_args = False  # keep the float32 state float32 under a mixed policy
 
   def build(self, input_shape):
     self.kernel = self.add_weight(shape=(input_shape[-1], 4 * self.units), name="kernel",
@@ -34,13 +35,19 @@ class LSTM(keras.layers.Layer):
     self.bias = self.add_weight(shape=(4 * self.units,), name="bias", initializer="zeros")
 
   def call(self, inputs, h, c):
-    """inputs [batch, steps, in], h and c [batch, units] -> outputs [batch, steps, units], h, c."""
-    projected = tf.einsum("bti,ig->tbg", inputs, self.kernel) + self.bias  # [steps, batch, 4H]
-    recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)
+    """inputs [batch, steps, in], h and c [batch, units] -> outputs [batch, steps, units], h, c.
+
+    Under a mixed policy the matmuls run in the compute dtype (bfloat16) while the cell
+    state c and the gate arithmetic stay float32.
+    """
+    compute = self.compute_dtype
+    projected = tf.einsum("bti,ig->tbg", tf.cast(inputs, compute), self.kernel)  # [T, B, 4H]
+    projected = tf.cast(projected, tf.float32) + tf.cast(self.bias, tf.float32)
+    recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)  # compute dtype
 
     def step(carry, projected_t):
       h, c = carry
-      gates = projected_t + tf.matmul(h, recurrent_kernel)
+      gates = projected_t + tf.cast(tf.matmul(tf.cast(h, compute), recurrent_kernel), tf.float32)
       i, f, g, o = tf.split(gates, 4, axis=-1)
       c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
       h = tf.sigmoid(o) * tf.tanh(c)
@@ -65,20 +72,22 @@ class PTBModel(keras.layers.Layer):
   gets a default signature that cannot express the (ids, state) call.
   """
 
-  def __init__(self, config, **kwargs):
-    super().__init__(**kwargs)
+  def __init__(self, config, precision="float32", **kwargs):
+    super().__init__(dtype=precision, **kwargs)
+    self._convert_input_args = False  # the state stays float32 under a mixed policy
     self.config = config
     # Zaremba et al. sec. 4: all parameters uniform in [-init_scale, init_scale] (the
     # tutorial's variable-scope initializer, which also covers the softmax bias).
     init = keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
     self.embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
-                                            embeddings_initializer=init, name="embedding")
-    self.lstms = [LSTM(config.hidden_size, init, name=f"lstm_{i}")
+                                            embeddings_initializer=init, name="embedding",
+                                            dtype=precision)
+    self.lstms = [LSTM(config.hidden_size, init, name=f"lstm_{i}", dtype=precision)
                   for i in range(config.num_layers)]
     for i, lstm in enumerate(self.lstms):
       setattr(self, f"lstm_{i}", lstm)  # tf.train.Checkpoint does not follow Keras 3 lists
     self.softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init,
-                                      bias_initializer=init, name="softmax")
+                                      bias_initializer=init, name="softmax", dtype=precision)
     # Dropout only between layers, never on the recurrent connections (Zaremba et al. sec. 3).
     self.dropout_rate = 1.0 - config.keep_prob
 
@@ -102,7 +111,7 @@ class PTBModel(keras.layers.Layer):
     for layer, lstm in enumerate(self.lstms):
       x, h, c = lstm(x, state[layer, 0], state[layer, 1])
       x = self._dropout(x, dropout_seed, layer + 1)
-      final_states.append(tf.stack([h, c]))
+      final_states.append(tf.stack([tf.cast(h, tf.float32), c]))
     return self.softmax(x), tf.stack(final_states)
 
   def _dropout(self, x, seed, site):
@@ -115,3 +124,14 @@ def token_nll(logits, targets):
   """Summed negative log-likelihood of `targets` [batch, steps] in float32."""
   return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
       targets, tf.cast(logits, tf.float32)))
+
+
+def forward_flops_per_token(config):
+  """Matmul FLOPs of one word's forward pass (2 per multiply-add; elementwise ops left out).
+
+  Per layer the input projection and the recurrent matmul, each [hidden] x [hidden, 4 hidden];
+  then the softmax [hidden] x [hidden, vocab]. The backward pass costs twice the forward.
+  """
+  hidden = config.hidden_size
+  lstm = config.num_layers * 2 * (2 * hidden * 4 * hidden)
+  return lstm + 2 * hidden * config.vocab_size

@@ -1,0 +1,113 @@
+"""Times the PTB train and eval steps on synthetic data of the real shapes; prints JSON.
+
+Usage: python -m ptb.benchmark --model=small [--precision=mixed_bfloat16] [--jit_compile]
+       python -m ptb.benchmark --model=small --compare   # every fast path vs a Keras baseline
+"""
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from common import benchmark, errors
+from ptb import configs, train
+from ptb.model import PTBModel, forward_flops_per_token
+
+FLAGS = flags.FLAGS
+
+
+def synthetic_window(config, seed=0):
+  rng = np.random.default_rng(seed)
+  shape = (config.batch_size, config.num_steps)
+  return (tf.constant(rng.integers(0, config.vocab_size, shape, dtype=np.int32)),
+          tf.constant(rng.integers(0, config.vocab_size, shape, dtype=np.int32)))
+
+
+def our_steps(config, precision, jit_compile):
+  """(train, eval) zero-argument callables running one step of this project's model."""
+  keras.utils.set_random_seed(0)
+  model = PTBModel(config, precision=precision)
+  train_step, eval_step = train.make_steps(model, config, jit_compile)
+  inputs, targets = synthetic_window(config)
+  state = model.zero_state(config.batch_size)
+  lr, seed = tf.constant(1.0), tf.constant([0, 0])
+  return (lambda: train_step(inputs, targets, state, lr, seed),
+          lambda: eval_step(inputs, targets, state))
+
+
+def keras_baseline_step(config):
+  """The straightforward version: stock Keras layers and optimizer in a tf.function."""
+  keras.utils.set_random_seed(0)
+  init = keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
+  embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
+                                     embeddings_initializer=init)
+  lstms = [keras.layers.LSTM(config.hidden_size, return_sequences=True, return_state=True,
+                             unit_forget_bias=False, kernel_initializer=init,
+                             recurrent_initializer=init) for _ in range(config.num_layers)]
+  softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init)
+  optimizer = keras.optimizers.SGD(1.0, global_clipnorm=config.max_grad_norm)
+  inputs, targets = synthetic_window(config)
+  zeros = tf.zeros([config.batch_size, config.hidden_size])
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      x = embedding(inputs)
+      for lstm in lstms:
+        x, _, _ = lstm(x, initial_state=[zeros, zeros])
+      logits = softmax(x)
+      loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
+      loss /= config.batch_size
+    variables = embedding.trainable_variables + softmax.trainable_variables + [
+        v for lstm in lstms for v in lstm.trainable_variables]
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return loss
+
+  return step
+
+
+def run(config, precision, jit_compile, compare, steps, repeats):
+  """Returns the benchmark's result dict (see the module docstring)."""
+  peak = benchmark.peak_matmul_flops()
+  words = config.batch_size * config.num_steps
+  forward = forward_flops_per_token(config) * words
+  train_step, eval_step = our_steps(config, precision, jit_compile)
+  times = benchmark.time_interleaved({"train": train_step, "eval": eval_step}, steps, repeats)
+  result = {"app": "ptb", "config": dataclasses.asdict(config), "device": benchmark.device_name(),
+            "precision": precision, "jit_compile": jit_compile,
+            "train_flops_per_step": 3 * forward, "eval_flops_per_step": forward,
+            "peak_float32_matmul_flops_per_second": round(peak),
+            "train": benchmark.rate_summary(times["train"], words, 3 * forward, peak),
+            "eval": benchmark.rate_summary(times["eval"], words, forward, peak),
+            "unit": "words"}
+  if compare:
+    variants = {"keras_baseline": keras_baseline_step(config)}
+    for name, variant_precision, variant_jit in [
+        ("float32", "float32", False), ("float32_xla", "float32", True),
+        ("bfloat16", "mixed_bfloat16", False), ("bfloat16_xla", "mixed_bfloat16", True)]:
+      variants[name] = our_steps(config, variant_precision, variant_jit)[0]
+    times = benchmark.time_interleaved(variants, steps, repeats)
+    summaries = {name: benchmark.rate_summary(t, words, 3 * forward, peak)
+                 for name, t in times.items()}
+    base = summaries["keras_baseline"]["per_second_median"]
+    result["compare"] = {name: dict(summary, speedup=round(summary["per_second_median"] / base, 3))
+                         for name, summary in summaries.items()}
+  return result
+
+
+def main(argv):
+  del argv
+  config = configs.get_config(FLAGS.model)
+  benchmark.print_json(run(config, FLAGS.precision, FLAGS.jit_compile, FLAGS.compare,
+                           FLAGS.steps, FLAGS.repeats))
+
+
+if __name__ == "__main__":
+  flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration to time.")
+  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Compute dtype.")
+  flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
+  flags.DEFINE_bool("compare", False, "Also time every fast path against a Keras baseline.")
+  flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)
+  flags.DEFINE_integer("repeats", 5, "Timed blocks per variant.", lower_bound=1)
+  errors.run(main)

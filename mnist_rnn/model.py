@@ -1,6 +1,7 @@
 """The recurrent classifier: 28 rows in, one at a time; the last hidden state picks the digit."""
 import keras
 
+from common.lstm import LSTM
 from mnist_rnn.data import IMAGE_SIZE, NUM_CLASSES
 
 RNN_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
@@ -25,6 +26,9 @@ def build_model(config):
   x = inputs
   for i in range(config.num_layers):
     last = i == config.num_layers - 1
+    if config.cell == "lstm" and config.fused_lstm:
+      x = _fused_lstm(x, config, policy, i, last)
+      continue
     # Lower layers hand the whole sequence up; the top one returns only its last state.
     layer = RNN_LAYERS[config.cell](config.hidden_size, return_sequences=not last,
                                     dtype=policy, name=f"{config.cell}_{i}")
@@ -34,3 +38,39 @@ def build_model(config):
   # float32 logits even under mixed precision: softmax and the loss need the range.
   logits = keras.layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)  # [batch, 10]
   return keras.Model(inputs, logits, name=f"mnist_{config.cell}")
+
+
+def _fused_lstm(x, config, policy, index, last):
+  """common.lstm.LSTM in place of keras.layers.LSTM: same maths and initialisation
+  (Glorot kernel, orthogonal recurrent kernel, forget bias 1), input projection hoisted out
+  of the 28-step loop and the loop unrolled.
+  """
+  def lstm(name):
+    return LSTM(config.hidden_size, keras.initializers.GlorotUniform(),
+                keras.initializers.Orthogonal(), forget_bias=1.0, dtype=policy, name=name)
+
+  outputs, h, _ = lstm(f"lstm_{index}")(x)  # [batch, 28, hidden], [batch, hidden]
+  if not config.bidirectional:
+    return h if last else outputs
+  reverse = keras.layers.Lambda(lambda t: t[:, ::-1], name=f"reverse_{index}")
+  backward_outputs, backward_h, _ = lstm(f"lstm_{index}_backward")(reverse(x))
+  if last:
+    return keras.layers.Concatenate(name=f"concat_{index}")([h, backward_h])
+  return keras.layers.Concatenate(name=f"concat_{index}")([outputs, reverse(backward_outputs)])
+
+
+def forward_flops_per_example(config):
+  """Matmul FLOPs of one image's forward pass (2 per multiply-add; elementwise left out).
+
+  Each layer and direction: 28 steps of [input] x [input, 4 gates x hidden] and
+  [hidden] x [hidden, 4 x hidden] (a GRU has 3 gate blocks, a plain RNN 1); then the dense
+  layer. The backward pass costs twice the forward.
+  """
+  gates = {"lstm": 4, "gru": 3, "rnn": 1}[config.cell]
+  directions = 2 if config.bidirectional else 1
+  flops, width = 0, IMAGE_SIZE
+  for _ in range(config.num_layers):
+    per_step = 2 * width * gates * config.hidden_size + 2 * config.hidden_size ** 2 * gates
+    flops += directions * IMAGE_SIZE * per_step
+    width = directions * config.hidden_size
+  return flops + 2 * width * NUM_CLASSES

@@ -250,6 +250,8 @@ def define_flags():
   flags.DEFINE_integer("num_layers", default.num_layers, "Stacked recurrent layers.")
   flags.DEFINE_enum("cell", default.cell, list(configs.CELLS), "Recurrent cell.")
   flags.DEFINE_bool("bidirectional", default.bidirectional, "Read the rows both ways.")
+  flags.DEFINE_bool("fused_lstm", default.fused_lstm, "LSTM cells: our layer with the input "
+                    "projection outside the time loop, instead of keras.layers.LSTM.")
   flags.DEFINE_integer("max_steps_per_epoch", default.max_steps_per_epoch,
                        "Cut each epoch after this many steps (0: the whole training set).")
   flags.DEFINE_integer("log_every_steps", default.log_every_steps, "Steps between log lines.")

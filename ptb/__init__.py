@@ -1,2 +1,28 @@
-"""ptb: the word-level LSTM language model of Zaremba et al. 2014 on Penn Treebank."""
-import common  # noqa: F401  (quiets TensorFlow's start-up logging before TensorFlow loads)
+"""The word-level LSTM language model of Zaremba, Sutskever & Vinyals (2014) on Penn Treebank.
+
+Reproduces "Recurrent Neural Network Regularization" (https://arxiv.org/abs/1409.2329) as
+TensorFlow's ptb_word_lm tutorial trains it: an embedding, two LSTM layers with dropout between
+(never on the recurrent connections), a softmax over 10,000 words; plain SGD on the loss summed
+over the window's time steps, gradients clipped by global norm; the LSTM state carried from
+window to window (truncated backpropagation through time).
+
+Results (test perplexity; our runs on the 2-core CPU, see README.md for wall times):
+
+| config | tutorial train / valid / test | paper test | ours train / valid / test |
+|--------|-------------------------------|------------|---------------------------|
+| small  | 37.99 / 121.39 / 115.91       | 114.5      | see README.md             |
+| medium | 48.45 / 86.16 / 82.07         | 82.7       | not yet verified (no GPU) |
+| large  | 37.87 / 82.62 / 78.29         | 78.4       | not yet verified (no GPU) |
+
+Run:
+
+    python -m ptb.train --model=small --data_dir=DIR --model_dir=/tmp/ptb_small
+    python -m ptb.generate --model_dir=/tmp/ptb_small --prime="the company said" --seed=1
+    python -m ptb.score --model_dir=/tmp/ptb_small "the company said it expects profit"
+    python -m ptb.benchmark --model=small --compare
+
+Modules: configs (the four configurations, the learning-rate schedule), data (reader, batcher,
+download), model (PTBModel, the LSTM layer, FLOP count), train (training, evaluation, resume;
+the `train` command), export (the SavedModel and the projector), generate, score, benchmark.
+"""
+import common  # noqa: F401  first: its logging settings must precede TensorFlow

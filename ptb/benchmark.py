@@ -98,6 +98,7 @@ def run(config, precision, jit_compile, compare, steps, repeats):
 
 def main(argv):
   del argv
+  tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
   config = configs.get_config(FLAGS.model)
   benchmark.print_json(run(config, FLAGS.precision, FLAGS.jit_compile, FLAGS.compare,
                            FLAGS.steps, FLAGS.repeats))

@@ -12,57 +12,7 @@ signature.
 import keras
 import tensorflow as tf
 
-
-class LSTM(keras.layers.Layer):
-  """One LSTM layer, Keras gate order (i, f, c, o) and weight layout, forget bias 0.
-
-  The input projection of all time steps is one large matmul before the sequential loop;
-  only the recurrent matmul and the gate arithmetic run step by step.
-  """
-
-  def __init__(self, units, initializer, **kwargs):
-    super().__init__(**kwargs)
-    self.units = units
-    self.initializer = initializer
-    self._convert_input_args = False  # keep the float32 state float32 under a mixed policy
-
-  def build(self, input_shape):
-    self.kernel = self.add_weight(shape=(input_shape[-1], 4 * self.units), name="kernel",
-                                  initializer=self.initializer)
-    self.recurrent_kernel = self.add_weight(shape=(self.units, 4 * self.units),
-                                            name="recurrent_kernel", initializer=self.initializer)
-    # The tutorial's BasicLSTMCell(forget_bias=0.0): zero bias, no +1 on the forget gate.
-    self.bias = self.add_weight(shape=(4 * self.units,), name="bias", initializer="zeros")
-
-  def call(self, inputs, h, c):
-    """inputs [batch, steps, in], h and c [batch, units] -> outputs [batch, steps, units], h, c.
-
-    Under a mixed policy the matmuls run in the compute dtype (bfloat16) while the cell
-    state c and the gate arithmetic stay float32.
-    """
-    compute = self.compute_dtype
-    projected = tf.einsum("bti,ig->tbg", tf.cast(inputs, compute), self.kernel)  # [T, B, 4H]
-    projected = tf.cast(projected, tf.float32) + tf.cast(self.bias, tf.float32)
-    recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)  # compute dtype
-
-    def step(carry, projected_t):
-      h, c = carry
-      gates = projected_t + tf.cast(tf.matmul(tf.cast(h, compute), recurrent_kernel), tf.float32)
-      i, f, g, o = tf.split(gates, 4, axis=-1)
-      c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-      h = tf.sigmoid(o) * tf.tanh(c)
-      return h, c
-
-    if projected.shape[0] is not None:
-      # Static window (training, evaluation): unrolled, which is 1.7x faster than a loop on CPU.
-      outputs = []
-      for projected_t in tf.unstack(projected):
-        h, c = step((h, c), projected_t)
-        outputs.append(h)
-      return tf.stack(outputs, axis=1), h, c
-    # Any length (the exported scoring signature): a graph loop over time.
-    hs, cs = tf.scan(step, projected, initializer=(h, c))
-    return tf.transpose(hs, [1, 0, 2]), hs[-1], cs[-1]
+from common.lstm import LSTM
 
 
 class PTBModel(keras.layers.Layer):
@@ -74,7 +24,9 @@ class PTBModel(keras.layers.Layer):
 
   def __init__(self, config, precision="float32", **kwargs):
     super().__init__(dtype=precision, **kwargs)
-    self._convert_input_args = False  # the state stays float32 under a mixed policy
+    # The state stays float32 under a mixed policy (Keras would cast it to bfloat16).
+    self._convert_input_args = False
+    self._allow_non_tensor_positional_args = True  # numpy ids are fine
     self.config = config
     # Zaremba et al. sec. 4: all parameters uniform in [-init_scale, init_scale] (the
     # tutorial's variable-scope initializer, which also covers the softmax bias).
@@ -82,7 +34,7 @@ class PTBModel(keras.layers.Layer):
     self.embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
                                             embeddings_initializer=init, name="embedding",
                                             dtype=precision)
-    self.lstms = [LSTM(config.hidden_size, init, name=f"lstm_{i}", dtype=precision)
+    self.lstms = [LSTM(config.hidden_size, init, init, name=f"lstm_{i}", dtype=precision)
                   for i in range(config.num_layers)]
     for i, lstm in enumerate(self.lstms):
       setattr(self, f"lstm_{i}", lstm)  # tf.train.Checkpoint does not follow Keras 3 lists
@@ -106,6 +58,7 @@ class PTBModel(keras.layers.Layer):
     Returns:
       logits [batch, steps, vocab] and the new state, shaped like `state`.
     """
+    state = tf.convert_to_tensor(state, tf.float32)
     x = self._dropout(self.embedding(inputs), dropout_seed, 0)  # [batch, steps, hidden]
     final_states = []
     for layer, lstm in enumerate(self.lstms):

@@ -1,0 +1,107 @@
+"""Times the MNIST RNN train and eval steps on synthetic data of the real shapes; prints JSON.
+
+Usage: python -m mnist_rnn.benchmark [--precision=mixed_bfloat16] [--jit_compile]
+       python -m mnist_rnn.benchmark --compare   # our step variants vs a plain model.fit
+"""
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from common import benchmark, errors
+from mnist_rnn import configs, data, train
+from mnist_rnn.model import build_model, forward_flops_per_example
+
+FLAGS = flags.FLAGS
+
+
+def synthetic_batch(config):
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (config.batch_size, data.IMAGE_SIZE, data.IMAGE_SIZE), np.uint8)
+  return (data.preprocess(images),
+          tf.constant(rng.integers(0, data.NUM_CLASSES, config.batch_size), tf.int64))
+
+
+def our_steps(config):
+  """(train, eval) zero-argument callables: one step of this project's training loop."""
+  keras.utils.set_random_seed(0)
+  model = build_model(config)
+  optimizer = train.make_optimizer(config)
+  train_step = tf.function(train.make_train_step(model, optimizer),
+                           jit_compile=config.jit_compile)
+  eval_step = tf.function(train.make_eval_step(model), jit_compile=config.jit_compile)
+  images, labels = synthetic_batch(config)
+  return lambda: train_step(images, labels), lambda: eval_step(images, labels)
+
+
+def fit_baseline(config, steps):
+  """A plain `model.fit` of the tutorial's model (stock keras.layers.LSTM), `steps` batches
+  per call; returns a callable timed per call (divide by `steps` for per step)."""
+  keras.utils.set_random_seed(0)
+  model = build_model(dataclasses.replace(config, fused_lstm=False))
+  model.compile(keras.optimizers.Adam(config.learning_rate),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  images, labels = synthetic_batch(config)
+  dataset = tf.data.Dataset.from_tensors((images, labels)).repeat().prefetch(2)
+  return lambda: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0).history["loss"]
+
+
+def run(config, compare, steps, repeats):
+  """Returns the benchmark's result dict (see the module docstring)."""
+  peak = benchmark.peak_matmul_flops()
+  forward = forward_flops_per_example(config) * config.batch_size
+  train_step, eval_step = our_steps(config)
+  times = benchmark.time_interleaved({"train": train_step, "eval": eval_step}, steps, repeats)
+  result = {"app": "mnist_rnn", "config": dataclasses.asdict(config),
+            "device": benchmark.device_name(), "precision": config.precision,
+            "jit_compile": config.jit_compile, "unit": "examples",
+            "train_flops_per_step": 3 * forward, "eval_flops_per_step": forward,
+            "peak_float32_matmul_flops_per_second": round(peak),
+            "train": benchmark.rate_summary(times["train"], config.batch_size, 3 * forward, peak),
+            "eval": benchmark.rate_summary(times["eval"], config.batch_size, forward, peak)}
+  if compare:
+    variants = {"fit_baseline": fit_baseline(config, steps)}
+    for name, overrides in [
+        ("keras_lstm_loop", {"fused_lstm": False}), ("float32", {}),
+        ("float32_xla", {"jit_compile": True}), ("bfloat16", {"precision": "mixed_bfloat16"}),
+        ("bfloat16_xla", {"precision": "mixed_bfloat16", "jit_compile": True})]:
+      plain = {"fused_lstm": True, "precision": "float32", "jit_compile": False}
+      variants[name] = _repeat(our_steps(dataclasses.replace(
+          config, **{**plain, **overrides}))[0], steps)
+    # One call of each variant runs `steps` steps, so time blocks of one call.
+    times = benchmark.time_interleaved(variants, 1, repeats, warmup=1)
+    per_step = {name: [t / steps for t in ts] for name, ts in times.items()}
+    summaries = {name: benchmark.rate_summary(t, config.batch_size, 3 * forward, peak)
+                 for name, t in per_step.items()}
+    base = summaries["fit_baseline"]["per_second_median"]
+    result["compare"] = {name: dict(s, speedup=round(s["per_second_median"] / base, 3))
+                         for name, s in summaries.items()}
+  return result
+
+
+def _repeat(step, steps):
+  def block():
+    for _ in range(steps):
+      out = step()
+    return out
+  return block
+
+
+def main(argv):
+  del argv
+  tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
+  config = dataclasses.replace(configs.TutorialConfig, precision=FLAGS.precision,
+                               jit_compile=FLAGS.jit_compile, fused_lstm=FLAGS.fused_lstm)
+  benchmark.print_json(run(config, FLAGS.compare, FLAGS.steps, FLAGS.repeats))
+
+
+if __name__ == "__main__":
+  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Compute dtype.")
+  flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
+  flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM.")
+  flags.DEFINE_bool("compare", False, "Also time the variants against a plain model.fit.")
+  flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)
+  flags.DEFINE_integer("repeats", 5, "Timed blocks per variant.", lower_bound=1)
+  errors.run(main)

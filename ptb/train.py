@@ -30,6 +30,7 @@ class RunOptions:
   use_synthetic_data: bool = False
   checkpoint_every_steps: int = 500
   jit_compile: bool = False
+  precision: str = "float32"
 
 
 def apply_sgd(variables, grads, lr):
@@ -178,7 +179,7 @@ def train_and_evaluate(config, model_dir, options=RunOptions()):
   config = dataclasses.replace(config, vocab_size=len(vocab))
   _check_config(model_dir, config)
   keras.utils.set_random_seed(options.seed)
-  model = PTBModel(config)
+  model = PTBModel(config, options.precision)
   model(tf.zeros([1, 1], tf.int32), model.zero_state(1))  # create the variables
   train_state = TrainState(model, config, options.seed)
   manager, restored = storage.checkpoint_manager(tf.train.Checkpoint(train=train_state),
@@ -276,11 +277,14 @@ def main(argv):
   from absl import flags  # pylint: disable=import-outside-toplevel
   del argv
   flag = flags.FLAGS
+  if flag.precision == "mixed_float16":
+    raise UserError("--precision=mixed_float16 needs loss scaling, which ptb's plain SGD does "
+                    "not do: use float32 or mixed_bfloat16")
   config = configs.get_config(flag.model, **{name: flag[name].value for name in configs.FIELDS})
   options = RunOptions(data_dir=flag.data_dir, seed=flag.seed,
                        use_synthetic_data=flag.use_synthetic_data,
                        checkpoint_every_steps=flag.checkpoint_every_steps,
-                       jit_compile=flag.jit_compile)
+                       jit_compile=flag.jit_compile, precision=flag.precision)
   logging.info("config %s: %s", flag.model, config)
   results = train_and_evaluate(config, flag.model_dir, options)
   logging.info("wrote %s/metrics.json: test perplexity %.3f in %.0f s", flag.model_dir,

@@ -1,0 +1,120 @@
+"""The fast paths compute what the reference paths compute, and the benchmarks report it."""
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common.lstm import LSTM
+from conftest import run_cli
+from mnist_rnn import configs as mnist_configs
+from mnist_rnn.model import build_model, forward_flops_per_example
+from ptb import configs as ptb_configs
+from ptb import train as ptb_train
+from ptb.model import PTBModel, forward_flops_per_token
+
+
+def test_our_lstm_equals_keras_lstm_with_the_same_weights():
+  keras.utils.set_random_seed(0)
+  inputs = tf.random.normal([3, 7, 5])
+  h0, c0 = tf.random.normal([3, 4]), tf.random.normal([3, 4])
+  ours = LSTM(4, "glorot_uniform", "orthogonal", forget_bias=1.0)
+  outputs, h, c = ours(inputs, h0, c0)
+  reference = keras.layers.LSTM(4, return_sequences=True, return_state=True)
+  reference(inputs, initial_state=[h0, c0])
+  reference.set_weights(ours.get_weights())
+  ref_outputs, ref_h, ref_c = reference(inputs, initial_state=[h0, c0])
+  np.testing.assert_allclose(outputs, ref_outputs, atol=1e-5)
+  np.testing.assert_allclose(h, ref_h, atol=1e-5)
+  np.testing.assert_allclose(c, ref_c, atol=1e-5)
+  # Variable length (the scoring signature's graph loop) gives the same numbers too.
+  dynamic = tf.function(lambda x: ours(x, h0, c0),
+                        input_signature=[tf.TensorSpec([3, None, 5], tf.float32)])
+  np.testing.assert_allclose(dynamic(inputs)[0], outputs, atol=1e-5)
+
+
+PTB_TINY = dataclasses.replace(ptb_configs.SmallConfig(), vocab_size=300, hidden_size=32,
+                               num_steps=5, batch_size=4)
+
+
+def _ptb_run(precision, jit_compile, steps=5):
+  keras.utils.set_random_seed(0)
+  model = PTBModel(PTB_TINY, precision)
+  train_step, _ = ptb_train.make_steps(model, PTB_TINY, jit_compile)
+  rng = np.random.default_rng(0)
+  state, losses = model.zero_state(4), []
+  for _ in range(steps):
+    ids = rng.integers(0, 300, (4, 6), dtype=np.int32)
+    nll, state = train_step(ids[:, :-1], ids[:, 1:], state, tf.constant(1.0), tf.constant([0, 0]))
+    losses.append(float(nll))
+  return np.array(losses), state.numpy()
+
+
+@pytest.mark.parametrize("precision,jit_compile,rtol,state_atol", [
+    ("float32", True, 1e-4, 1e-4),           # XLA: the same float32 maths, fused
+    ("mixed_bfloat16", False, 1e-2, 2e-2),   # bfloat16 matmuls: 8 mantissa bits
+    ("mixed_bfloat16", True, 1e-2, 2e-2),
+])
+def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, rtol, state_atol):
+  reference_losses, reference_state = _ptb_run("float32", False)
+  losses, state = _ptb_run(precision, jit_compile)
+  np.testing.assert_allclose(losses, reference_losses, rtol=rtol)
+  np.testing.assert_allclose(state, reference_state, atol=state_atol)
+
+
+@pytest.mark.parametrize("overrides,rtol", [
+    ({"fused_lstm": False}, 1e-4),                 # keras.layers.LSTM, the reference
+    ({"jit_compile": True}, 1e-4),
+    ({"precision": "mixed_bfloat16"}, 2e-2),
+])
+def test_mnist_fast_paths_match_the_reference(overrides, rtol):
+  from mnist_rnn import train as mnist_train  # pylint: disable=import-outside-toplevel
+  base = dataclasses.replace(mnist_configs.TutorialConfig, hidden_size=32, batch_size=16)
+  rng = np.random.default_rng(0)
+  batches = [(tf.constant(rng.random((16, 28, 28)), tf.float32),
+              tf.constant(rng.integers(0, 10, 16))) for _ in range(4)]
+  weights = build_model(base).get_weights()  # both variants start from the same weights
+
+  def run(config):
+    model = build_model(config)
+    model.set_weights(weights)
+    optimizer = mnist_train.make_optimizer(config)
+    step = tf.function(mnist_train.make_train_step(model, optimizer),
+                       jit_compile=config.jit_compile)
+    return np.array([float(step(x, y)["loss"]) for x, y in batches])
+
+  np.testing.assert_allclose(run(dataclasses.replace(base, **overrides)), run(base), rtol=rtol)
+
+
+def test_flop_counts_equal_the_hand_counts():
+  # ptb small, per word: 2 layers x (input 2*200*800 + recurrent 2*200*800) + softmax 2*200*10000
+  assert forward_flops_per_token(ptb_configs.SmallConfig()) == 2 * (320_000 + 320_000) + 4_000_000
+  # mnist tutorial, per image: 28 x (2*28*512 + 2*128*512) + dense 2*128*10
+  assert forward_flops_per_example(mnist_configs.TutorialConfig) == 28 * (28_672 + 131_072) + 2_560
+
+
+BENCHMARK_FIELDS = {"app", "config", "device", "precision", "jit_compile", "unit",
+                    "train_flops_per_step", "eval_flops_per_step",
+                    "peak_float32_matmul_flops_per_second", "train", "eval"}
+RATE_FIELDS = {"per_second_median", "per_second_min", "per_second_max", "ms_per_step",
+               "achieved_flops_per_second", "utilisation"}
+
+
+@pytest.mark.parametrize("command", [
+    ["ptb.benchmark", "--model=test", "--steps=2", "--repeats=2", "--compare"],
+    ["mnist_rnn.benchmark", "--steps=2", "--repeats=2"],
+])
+def test_benchmarks_print_json_with_every_field(command):
+  result = run_cli(*command)
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = json.loads(result.stdout)
+  assert BENCHMARK_FIELDS <= set(report)
+  for split in ("train", "eval"):
+    assert RATE_FIELDS <= set(report[split])
+    assert report[split]["per_second_median"] > 0 and 0 < report[split]["utilisation"] < 1.5
+  assert report["train_flops_per_step"] == 3 * report["eval_flops_per_step"]
+  if "--compare" in command:
+    assert report["compare"]["keras_baseline"]["speedup"] == 1.0
+    assert {"float32", "float32_xla", "bfloat16", "bfloat16_xla"} <= set(report["compare"])

@@ -78,6 +78,7 @@ def ensure_files(data_dir):
   if len(missing) < len(FILES):
     raise UserError(f"{data_dir} lacks {', '.join(missing)}: put all three PTB files there")
   archive = data_dir / "simple-examples.tgz"
+  data_dir.mkdir(parents=True, exist_ok=True)
   try:
     if not archive.exists():
       logging.info("PTB not found in %s; downloading %s", data_dir, ARCHIVE_URL)
@@ -90,13 +91,34 @@ def ensure_files(data_dir):
 
 
 def _extract(archive, data_dir):
-  with tarfile.open(archive) as tar:
-    for split, name in FILES.items():
-      member = tar.extractfile(f"./simple-examples/data/{name}")
-      tmp = data_dir / f".{name}.tmp"
-      tmp.write_bytes(member.read())
-      data_dirs.verify_sha256(tmp, SHA256[split])
-      tmp.rename(data_dir / name)
+  """Extracts the three files, verifies all checksums, and only then moves them in place.
+
+  A corrupt archive is deleted (so the next run downloads it again) and leaves nothing behind.
+  """
+  temporary = {split: data_dir / f".{name}.tmp" for split, name in FILES.items()}
+  try:
+    try:
+      with tarfile.open(archive) as tar:
+        for split, name in FILES.items():
+          temporary[split].write_bytes(tar.extractfile(f"./simple-examples/data/{name}").read())
+    except (tarfile.TarError, KeyError, EOFError) as e:
+      raise UserError(f"{archive} is not a readable simple-examples archive ({e}); it was "
+                      "deleted, run again to fetch it anew") from None
+    for split, path in temporary.items():
+      try:
+        data_dirs.verify_sha256(path, SHA256[split])
+      except UserError:
+        raise UserError(f"{archive}: {FILES[split]} has sha256 {data_dirs.sha256_of(path)[:12]}"
+                        f"..., not {SHA256[split][:12]}...: the download is corrupt; it was "
+                        "deleted, run again to fetch it anew") from None
+    for split, path in temporary.items():
+      path.rename(data_dir / FILES[split])
+  except UserError:
+    archive.unlink(missing_ok=True)
+    raise
+  finally:
+    for path in temporary.values():
+      path.unlink(missing_ok=True)
 
 
 def load(data_dir):

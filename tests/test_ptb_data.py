@@ -81,3 +81,53 @@ def test_configs_share_fields_and_overrides():
   assert configs.get_config("medium", hidden_size=None).hidden_size == 650
   assert configs.get_config("large", max_max_epoch=2).max_max_epoch == 2
   assert configs.get_config("test").num_layers == 1
+
+
+def _fake_archive(path, files):
+  """A simple-examples.tgz laid out like Mikolov's, holding `files` (name -> bytes)."""
+  import io  # pylint: disable=import-outside-toplevel
+  import tarfile  # pylint: disable=import-outside-toplevel
+  with tarfile.open(path, "w:gz") as tar:
+    for name, content in files.items():
+      info = tarfile.TarInfo(f"./simple-examples/data/{name}")
+      info.size = len(content)
+      tar.addfile(info, io.BytesIO(content))
+
+
+def test_download_extracts_and_verifies_the_archive(ptb_dir, tmp_path, monkeypatch):
+  real = {name: (ptb_dir / name).read_bytes() for name in data.FILES.values()}
+  fetched = []
+  monkeypatch.setattr(data.data_dirs, "download",
+                      lambda url, dest: fetched.append(url) or _fake_archive(dest, real))
+  target = tmp_path / "ptb"
+  data.ensure_files(target)
+  assert fetched == [data.ARCHIVE_URL]
+  for name, content in real.items():
+    assert (target / name).read_bytes() == content
+  data.ensure_files(target)  # present now: no second download
+  assert len(fetched) == 1
+
+
+def test_a_corrupt_download_is_refused(ptb_dir, tmp_path, monkeypatch):
+  real = {name: (ptb_dir / name).read_bytes() for name in data.FILES.values()}
+  real["ptb.valid.txt"] = real["ptb.valid.txt"].replace(b"the", b"teh", 1)
+  monkeypatch.setattr(data.data_dirs, "download", lambda url, dest: _fake_archive(dest, real))
+  with pytest.raises(UserError, match="ptb.valid.txt has sha256"):
+    data.ensure_files(tmp_path)
+  assert not (tmp_path / "ptb.valid.txt").exists()  # nothing half-verified is left in place
+
+
+def test_offline_without_data_says_how_to_provide_it(tmp_path, monkeypatch):
+  def offline(url, dest):
+    raise UserError(f"could not download {url} (no network)")
+  monkeypatch.setattr(data.data_dirs, "download", offline)
+  with pytest.raises(UserError, match="download simple-examples.tgz yourself|pass --data_dir"):
+    data.ensure_files(tmp_path)
+
+
+def test_a_truncated_download_is_refused(tmp_path, monkeypatch):
+  monkeypatch.setattr(data.data_dirs, "download",
+                      lambda url, dest: dest.write_bytes(b"\x1f\x8b\x08 truncated"))
+  with pytest.raises(UserError, match="not a readable simple-examples archive"):
+    data.ensure_files(tmp_path)
+  assert not list(tmp_path.iterdir())  # the bad archive is gone; the next run fetches again

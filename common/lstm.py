@@ -46,28 +46,35 @@ class LSTM(keras.layers.Layer):
     Under a mixed policy the matmuls run in the compute dtype (bfloat16) while the cell
     state c and the gate arithmetic stay float32.
     """
-    compute = self.compute_dtype
     if h is None:
       h = c = tf.zeros([tf.shape(inputs)[0], self.units])
-    projected = tf.einsum("bti,ig->tbg", tf.cast(inputs, compute), self.kernel)  # [T, B, 4H]
-    projected = tf.cast(projected, tf.float32) + tf.cast(self.bias, tf.float32)
+    projected = tf.einsum("bti,ig->tbg", tf.cast(inputs, self.compute_dtype), self.kernel)
+    projected = tf.cast(projected, tf.float32) + tf.cast(self.bias, tf.float32)  # [T, B, 4H]
     recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)  # compute dtype
-
-    def step(carry, projected_t):
-      h, c = carry
-      gates = projected_t + tf.cast(tf.matmul(tf.cast(h, compute), recurrent_kernel), tf.float32)
-      i, f, g, o = tf.split(gates, 4, axis=-1)
-      c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-      h = tf.sigmoid(o) * tf.tanh(c)
-      return h, c
-
     if projected.shape[0] is not None:
-      # Static window (training, evaluation): unrolled, which is 1.7x faster than a loop on CPU.
-      outputs = []
-      for projected_t in tf.unstack(projected):
-        h, c = step((h, c), projected_t)
-        outputs.append(h)
-      return tf.stack(outputs, axis=1), h, c
+      # Static window (training, evaluation): unrolled, 1.5x faster than a loop on CPU.
+      return _unrolled(projected, h, c, recurrent_kernel)
     # Any length (the exported scoring signature): a graph loop over time.
-    hs, cs = tf.scan(step, projected, initializer=(h, c))
+    hs, cs = tf.scan(lambda carry, x: _step(carry, x, recurrent_kernel), projected,
+                     initializer=(h, c))
     return tf.transpose(hs, [1, 0, 2]), hs[-1], cs[-1]
+
+
+def _step(carry, projected_t, recurrent_kernel):
+  """One time step: gates [B, 4H] = x W + b (precomputed) + h U; c and h in float32."""
+  h, c = carry
+  recurrent = tf.matmul(tf.cast(h, recurrent_kernel.dtype), recurrent_kernel)
+  gates = projected_t + tf.cast(recurrent, tf.float32)
+  i, f, g, o = tf.split(gates, 4, axis=-1)
+  c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+  h = tf.sigmoid(o) * tf.tanh(c)
+  return h, c
+
+
+def _unrolled(projected, h, c, recurrent_kernel):
+  """The time loop unrolled: projected [T, B, 4H] -> outputs [B, T, H], final h, c."""
+  outputs = []
+  for projected_t in tf.unstack(projected):
+    h, c = _step((h, c), projected_t, recurrent_kernel)
+    outputs.append(h)
+  return tf.stack(outputs, axis=1), h, c

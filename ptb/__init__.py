@@ -6,11 +6,11 @@ TensorFlow's ptb_word_lm tutorial trains it: an embedding, two LSTM layers with 
 over the window's time steps, gradients clipped by global norm; the LSTM state carried from
 window to window (truncated backpropagation through time).
 
-Results (test perplexity; our runs on the 2-core CPU, see README.md for wall times):
+Results (perplexity; small: one 13-epoch run, 39 min on the 2-core CPU, see README.md):
 
 | config | tutorial train / valid / test | paper test | ours train / valid / test |
 |--------|-------------------------------|------------|---------------------------|
-| small  | 37.99 / 121.39 / 115.91       | 114.5      | see README.md             |
+| small  | 37.99 / 121.39 / 115.91       | 114.5      | 40.34 / 119.61 / 114.18   |
 | medium | 48.45 / 86.16 / 82.07         | 82.7       | not yet verified (no GPU) |
 | large  | 37.87 / 82.62 / 78.29         | 78.4       | not yet verified (no GPU) |
 

@@ -1,8 +1,10 @@
 """absl flags both apps define the same way. Only entry modules call these."""
 from absl import flags
 
+from common import precision
 
-def define_common_flags(data_env_var):
+
+def define_common_flags(data_env_var, default_precision="float32"):
   flags.DEFINE_string("data_dir", "", f"Dataset directory (default: ${data_env_var}, then "
                       "~/.cache/rnn_tutorials/<dataset>, downloading there if needed).")
   flags.DEFINE_string("model_dir", "/tmp/model", "Checkpoints, TensorBoard logs, metrics.json "
@@ -11,8 +13,10 @@ def define_common_flags(data_env_var):
   flags.DEFINE_bool("use_synthetic_data", False, "Random data of the real shapes: measures "
                     "speed without the dataset.")
   flags.DEFINE_bool("jit_compile", False, "Compile the train and eval steps with XLA.")
-  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                    "Compute dtype; mixed_* keeps float32 master weights and float32 loss.")
+  flags.DEFINE_enum("precision", default_precision, list(precision.CHOICES),
+                    "Compute dtype; mixed_* keeps float32 master weights and float32 loss; auto "
+                    "is mixed_bfloat16 on hardware with fast bfloat16 (AVX-512 BF16 or AMX "
+                    "CPUs, GPUs of compute capability 8.0+), else float32.")
 
 
 def non_negative(name):

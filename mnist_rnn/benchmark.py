@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from common import benchmark, errors
+from common import benchmark, errors, precision
 from mnist_rnn import configs, data, train
 from mnist_rnn.model import build_model, forward_flops_per_example
 
@@ -92,13 +92,14 @@ def _repeat(step, steps):
 def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
-  config = dataclasses.replace(configs.TutorialConfig, precision=FLAGS.precision,
+  config = dataclasses.replace(configs.TutorialConfig, precision=precision.resolve(FLAGS.precision),
                                jit_compile=FLAGS.jit_compile, fused_lstm=FLAGS.fused_lstm)
   benchmark.print_json(run(config, FLAGS.compare, FLAGS.steps, FLAGS.repeats))
 
 
 if __name__ == "__main__":
-  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Compute dtype.")
+  flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"], "Compute dtype "
+                    "(auto: as mnist_rnn.train picks it).")
   flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
   flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM.")
   flags.DEFINE_bool("compare", False, "Also time the variants against a plain model.fit.")

@@ -1,6 +1,7 @@
 """The recurrent classifier: 28 rows in, one at a time; the last hidden state picks the digit."""
 import keras
 
+from common import precision
 from common.lstm import LSTM
 from mnist_rnn.data import IMAGE_SIZE, NUM_CLASSES
 
@@ -21,7 +22,7 @@ def build_model(config):
     A built Keras model: float32 images [batch, 28, 28] in [0, 1] -> logits [batch, 10].
   """
   # Variables stay float32; under mixed_* the recurrent maths runs in bfloat16/float16.
-  policy = keras.mixed_precision.DTypePolicy(config.precision)
+  policy = keras.mixed_precision.DTypePolicy(precision.resolve(config.precision))
   inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="rows")  # [batch, 28 steps, 28]
   x = inputs
   for i in range(config.num_layers):

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 from absl import flags
 
-from common import errors, storage
+from common import errors, precision, storage
 from common import flags as common_flags
 from common.data_dir import resolve
 from common.metrics import Mean
@@ -175,6 +175,8 @@ def train_and_evaluate(config, model_dir, data_dir=None):
   """
   mark = time.perf_counter()  # wall_seconds counts loading and building too
   model_dir = pathlib.Path(model_dir)
+  config = dataclasses.replace(config, precision=precision.resolve(config.precision))
+  log("precision %s", config.precision)
   keras.utils.set_random_seed(config.seed)
   train_examples, test_examples, steps_per_epoch, test_steps = load_examples(config, data_dir)
   model, optimizer, state, manager = build_or_restore(config, model_dir)
@@ -235,7 +237,7 @@ FLAGS = flags.FLAGS
 
 def define_flags():
   """The command line: each Config field is a flag of the same name, overriding --config."""
-  common_flags.define_common_flags("MNIST_DATA_DIR")
+  common_flags.define_common_flags("MNIST_DATA_DIR", default_precision="auto")
   default = configs.TutorialConfig
   flags.DEFINE_enum("config", "tutorial", list(configs.CONFIGS), "Starting configuration; "
                     "the flags below override its fields (their defaults are the tutorial's).")

@@ -13,7 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from common import data_dir as data_dirs
-from common import metrics, storage
+from common import metrics, precision, storage
 from common.errors import UserError
 from common.progress import Progress, Summaries, format_seconds
 from ptb import configs, data, export
@@ -222,7 +222,8 @@ def train_and_evaluate(config, model_dir, options=RunOptions()):
              "valid_perplexity": last.get("valid_perplexity"), "test_perplexity": test_ppl,
              "words_per_second": _mean([h["words_per_second"] for h in history]),
              "epochs": config.max_max_epoch, "wall_seconds": train_state.elapsed(),
-             "config": dataclasses.asdict(config), "history": history}
+             "config": dataclasses.asdict(config), "precision": options.precision,
+             "history": history}
   storage.write_json(model_dir / "metrics.json", results)
   return results
 
@@ -284,8 +285,9 @@ def main(argv):
   options = RunOptions(data_dir=flag.data_dir, seed=flag.seed,
                        use_synthetic_data=flag.use_synthetic_data,
                        checkpoint_every_steps=flag.checkpoint_every_steps,
-                       jit_compile=flag.jit_compile, precision=flag.precision)
-  logging.info("config %s: %s", flag.model, config)
+                       jit_compile=flag.jit_compile,
+                       precision=precision.resolve(flag.precision))
+  logging.info("config %s: %s; precision %s", flag.model, config, options.precision)
   results = train_and_evaluate(config, flag.model_dir, options)
   logging.info("wrote %s/metrics.json: test perplexity %.3f in %.0f s", flag.model_dir,
                results["test_perplexity"], results["wall_seconds"])

@@ -71,7 +71,8 @@ def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, rtol
 ])
 def test_mnist_fast_paths_match_the_reference(overrides, rtol):
   from mnist_rnn import train as mnist_train  # pylint: disable=import-outside-toplevel
-  base = dataclasses.replace(mnist_configs.TutorialConfig, hidden_size=32, batch_size=16)
+  base = dataclasses.replace(mnist_configs.TutorialConfig, hidden_size=32, batch_size=16,
+                             precision="float32")
   rng = np.random.default_rng(0)
   batches = [(tf.constant(rng.random((16, 28, 28)), tf.float32),
               tf.constant(rng.integers(0, 10, 16))) for _ in range(4)]
@@ -118,3 +119,11 @@ def test_benchmarks_print_json_with_every_field(command):
   if "--compare" in command:
     assert report["compare"]["keras_baseline"]["speedup"] == 1.0
     assert {"float32", "float32_xla", "bfloat16", "bfloat16_xla"} <= set(report["compare"])
+
+
+def test_auto_precision_follows_the_hardware():
+  from common import precision  # pylint: disable=import-outside-toplevel
+  expected = "mixed_bfloat16" if precision.has_fast_bfloat16() else "float32"
+  assert precision.resolve("auto") == expected
+  for explicit in ("float32", "mixed_bfloat16", "mixed_float16"):
+    assert precision.resolve(explicit) == explicit

@@ -4,7 +4,7 @@ from absl import flags
 from common import precision
 
 
-def define_common_flags(data_env_var, default_precision="float32"):
+def define_common_flags(data_env_var, default_precision="float32", default_jit_compile=False):
   flags.DEFINE_string("data_dir", "", f"Dataset directory (default: ${data_env_var}, then "
                       "~/.cache/rnn_tutorials/<dataset>, downloading there if needed).")
   flags.DEFINE_string("model_dir", "/tmp/model", "Checkpoints, TensorBoard logs, metrics.json "
@@ -12,7 +12,8 @@ def define_common_flags(data_env_var, default_precision="float32"):
   flags.DEFINE_integer("seed", 0, "Random seed for initialisation, shuffling and dropout.")
   flags.DEFINE_bool("use_synthetic_data", False, "Random data of the real shapes: measures "
                     "speed without the dataset.")
-  flags.DEFINE_bool("jit_compile", False, "Compile the train and eval steps with XLA.")
+  flags.DEFINE_bool("jit_compile", default_jit_compile,
+                    "Compile the train and eval steps with XLA.")
   flags.DEFINE_enum("precision", default_precision, list(precision.CHOICES),
                     "Compute dtype; mixed_* keeps float32 master weights and float32 loss; auto "
                     "is mixed_bfloat16 on hardware with fast bfloat16 (AVX-512 BF16 or AMX "

@@ -10,11 +10,12 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
+from absl import flags, logging
 
 from common import data_dir as data_dirs
-from common import metrics, precision, storage
+from common import errors, metrics, precision, storage
 from common.errors import UserError
+from common.flags import define_common_flags, positive
 from common.progress import Progress, Summaries, format_seconds
 from ptb import configs, data, export
 from ptb.model import PTBModel, token_nll
@@ -29,7 +30,9 @@ class RunOptions:
   seed: int = 0
   use_synthetic_data: bool = False
   checkpoint_every_steps: int = 500
-  jit_compile: bool = False
+  # XLA fuses the per-step gate arithmetic: 1.15x our float32 step on CPU, and the same
+  # perplexity over a full small run (measured, README).
+  jit_compile: bool = True
   precision: str = "float32"
 
 
@@ -255,9 +258,7 @@ def _check_config(model_dir, config):
 
 def define_flags():
   """The command line: --model picks a config, a flag per config field overrides it."""
-  from absl import flags  # pylint: disable=import-outside-toplevel
-  from common.flags import define_common_flags, positive  # pylint: disable=import-outside-toplevel
-  define_common_flags("PTB_DATA_DIR")
+  define_common_flags("PTB_DATA_DIR", default_jit_compile=True)
   flags.DEFINE_alias("data_path", "data_dir")   # the tutorial's names
   flags.DEFINE_alias("save_path", "model_dir")
   flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration (paper's rows).")
@@ -275,7 +276,6 @@ def define_flags():
 
 
 def main(argv):
-  from absl import flags  # pylint: disable=import-outside-toplevel
   del argv
   flag = flags.FLAGS
   if flag.precision == "mixed_float16":
@@ -294,6 +294,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from common import errors  # pylint: disable=import-outside-toplevel
   define_flags()
   errors.run(main)

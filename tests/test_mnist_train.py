@@ -109,7 +109,8 @@ def test_kill_9_mid_run_loses_at_most_the_current_epoch(mnist_dir, tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:
     deadline = time.time() + 120
-    while not (model_dir / "checkpoints" / "ckpt-1.index").exists():
+    # The state file names a checkpoint only once it is completely written.
+    while not (model_dir / "checkpoints" / "checkpoint").exists():
       assert process.poll() is None and time.time() < deadline, "no checkpoint after epoch 1"
       time.sleep(0.05)
     process.send_signal(signal.SIGKILL)  # in epoch 2, before its checkpoint

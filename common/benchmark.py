@@ -4,6 +4,7 @@ Absolute times drift on shared machines; ratios of variants timed side by side (
 robin, so drift hits them alike) hold. Every number printed is measured in this process.
 """
 import json
+import os
 import platform
 import statistics
 import time
@@ -22,7 +23,6 @@ def device_name():
       model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
   except (OSError, StopIteration):
     pass
-  import os  # pylint: disable=import-outside-toplevel
   return f"{model} ({os.cpu_count()} cores)"
 
 

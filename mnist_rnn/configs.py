@@ -2,7 +2,6 @@
 import dataclasses
 
 CELLS = ("lstm", "gru", "rnn")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """absl flags both apps define the same way. Only entry modules call these."""
 from absl import flags
 
-from common import precision
+from common import distribute, precision
 
 
 def define_common_flags(data_env_var, default_precision="float32", default_jit_compile=False):
@@ -18,6 +18,21 @@ def define_common_flags(data_env_var, default_precision="float32", default_jit_c
                     "Compute dtype; mixed_* keeps float32 master weights and float32 loss; auto "
                     "is mixed_bfloat16 on hardware with fast bfloat16 (AVX-512 BF16 or AMX "
                     "CPUs, GPUs of compute capability 8.0+), else float32.")
+
+  flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES),
+                    "tf.distribute strategy: auto is mirrored when more than one device is in "
+                    "use, else one_device; multi_worker reads the cluster from $TF_CONFIG.")
+  flags.DEFINE_integer("num_gpus", None, "GPUs to use (default: all visible).")
+  flags.DEFINE_integer("num_cpu_devices", 1, "Without GPUs: split the CPU into this many "
+                       "logical devices, one mirrored replica each (to try tf.distribute).")
+  non_negative("num_gpus")
+  positive("num_cpu_devices")
+
+
+def strategy_from_flags():
+  """The strategy the flags ask for; call it first in main, before any TensorFlow op."""
+  flag = flags.FLAGS
+  return distribute.make_strategy(flag.strategy, flag.num_gpus, flag.num_cpu_devices)
 
 
 def non_negative(name):

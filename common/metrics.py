@@ -5,9 +5,9 @@ import math
 class Mean:
   """Streaming ratio total / count, e.g. accuracy = correct / seen or mean NLL per token."""
 
-  def __init__(self):
-    self.total = 0.0
-    self.count = 0.0
+  def __init__(self, total=0.0, count=0.0):
+    self.total = total
+    self.count = count
 
   def update(self, total, count):
     self.total += float(total)

@@ -25,22 +25,28 @@ def write_json(path, obj):
   os.replace(tmp, path)
 
 
-def checkpoint_manager(checkpoint, model_dir, max_to_keep=3):
+def checkpoint_manager(checkpoint, model_dir, max_to_keep=3, save_dir=None):
   """A CheckpointManager under MODEL_DIR/checkpoints that restores the latest, if any.
+
+  Args:
+    save_dir: where to save instead of MODEL_DIR (a non-chief worker's scratch directory);
+      the latest checkpoint is still restored from MODEL_DIR.
 
   Returns:
     (manager, restored_path or None).
   """
-  manager = tf.train.CheckpointManager(checkpoint, str(pathlib.Path(model_dir) / "checkpoints"),
-                                       max_to_keep=max_to_keep)
-  if manager.latest_checkpoint:
+  latest = tf.train.latest_checkpoint(str(pathlib.Path(model_dir) / "checkpoints"))
+  manager = tf.train.CheckpointManager(
+      checkpoint, str(pathlib.Path(save_dir or model_dir) / "checkpoints"),
+      max_to_keep=max_to_keep)
+  if latest:
     try:
-      checkpoint.restore(manager.latest_checkpoint).expect_partial()
+      checkpoint.restore(latest).expect_partial()
     except (tf.errors.OpError, ValueError, AssertionError) as e:
-      raise UserError(f"cannot restore {manager.latest_checkpoint} ({type(e).__name__}): it was "
+      raise UserError(f"cannot restore {latest} ({type(e).__name__}): it was "
                       "written by a different configuration; use a new --model_dir or the "
                       "flags it was trained with") from None
-  return manager, manager.latest_checkpoint
+  return manager, latest
 
 
 def save_model(module, export_dir, signatures):

@@ -27,8 +27,9 @@ tensorflow-datasets downloads MNIST into ~/.cache/rnn_tutorials/mnist):
     python -m mnist_rnn.train --use_synthetic_data --epochs=1      # speed without the data
     python -m mnist_rnn.predict --model_dir=/tmp/mnist_rnn digit.png [--invert]
     tensorboard --logdir=/tmp/mnist_rnn
+    python -m mnist_rnn.train --num_cpu_devices=2  # tf.distribute, 2 replicas (README)
 
-MODEL_DIR then holds checkpoints/ (every epoch), train/ and test/ (TensorBoard), export/ (a
+MODEL_DIR then holds checkpoints/ (every epoch; --checkpoint_every_steps for more), train/ and test/ (TensorBoard), export/ (a
 SavedModel: serving_default(images uint8 [N, 28, 28]) -> probabilities [N, 10], classes [N])
 and metrics.json.
 

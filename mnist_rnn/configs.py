@@ -23,6 +23,7 @@ class Config:
   epochs: int = 12
   max_steps_per_epoch: int = 0  # 0: the whole training set each epoch; > 0 cuts epochs short
   log_every_steps: int = 100
+  checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
   seed: int = 0
   use_synthetic_data: bool = False
   jit_compile: bool = False

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 from absl import flags
 
-from common import errors, precision, storage
+from common import distribute, errors, precision, storage
 from common import flags as common_flags
 from common.data_dir import resolve
 from common.metrics import Mean
@@ -44,52 +44,97 @@ def batch_sums(labels, logits):
           "count": tf.shape(labels)[0]}
 
 
-def make_train_step(model, optimizer):
-  """Returns train_step(images, labels) -> batch sums; one Adam step on the mean loss."""
+def make_train_step(model, optimizer, jit_gradients=False):
+  """Returns train_step(images, labels, global_count=None) -> batch sums; one Adam step.
 
-  def train_step(images, labels):
+  The loss is the mean over the global batch (the tutorial's): under tf.distribute a
+  replica holds `images`, some rows of a batch of `global_count`, and the optimizer sums
+  the replicas' gradients. `jit_gradients` compiles the forward and backward pass with XLA.
+  """
+
+  def gradients(images, labels, global_count):
     with tf.GradientTape() as tape:
       logits = model(images, training=True)  # [batch, 10]
       sums = batch_sums(labels, logits)
-      loss = sums["loss"] / tf.cast(sums["count"], tf.float32)  # the tutorial's mean loss
+      loss = sums["loss"] / global_count  # the tutorial's mean loss
       scaled_loss = optimizer.scale_loss(loss)  # unchanged unless mixed_float16
-    gradients = tape.gradient(scaled_loss, model.trainable_variables)
-    optimizer.apply(gradients, model.trainable_variables)
+    return tape.gradient(scaled_loss, model.trainable_variables), sums
+
+  if jit_gradients:
+    gradients = tf.function(gradients, jit_compile=True)
+
+  def train_step(images, labels, global_count=None):
+    if global_count is None:
+      global_count = tf.shape(labels)[0]
+    grads, sums = gradients(images, labels, tf.cast(global_count, tf.float32))
+    optimizer.apply(grads, model.trainable_variables)  # all-reduces across replicas
     return sums
 
   return train_step
 
 
 def make_eval_step(model):
-  """Returns eval_step(images, labels) -> batch sums."""
+  """Returns eval_step(images, labels, global_count=None) -> batch sums."""
 
-  def eval_step(images, labels):
+  def eval_step(images, labels, global_count=None):
+    del global_count  # sums need no normalisation
     return batch_sums(labels, model(images, training=False))
 
   return eval_step
 
 
-def run_epoch(step_fn, dataset, num_steps, split, epoch, config, lr, log_every):
-  """Runs `step_fn` over `dataset`, logging LOG_LINE every `log_every` steps and at the end.
+def make_steps(model, optimizer, jit_compile=False, strategy=None):
+  """The train and eval steps as tf.function graphs, run on every replica of `strategy`.
+
+  Each takes a batch of (images, labels) rows per replica and the global batch size, and
+  returns the batch sums added over replicas. XLA compiles the whole step on one device;
+  across replicas, the per-replica math only (the all-reduce stays outside XLA).
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  whole_step_jit = jit_compile and distribute.single_device(strategy)
+  replica_steps = (make_train_step(model, optimizer, jit_compile and not whole_step_jit),
+                   make_eval_step(model))
+
+  def distributed(replica_step):
+    def step(batch, global_count):
+      sums = strategy.run(replica_step, args=(*batch, global_count))
+      return {name: distribute.sum_replicas(strategy, value) for name, value in sums.items()}
+    return tf.function(step, jit_compile=whole_step_jit)
+
+  return tuple(distributed(replica_step) for replica_step in replica_steps)
+
+
+def run_epoch(step_fn, batches, num_steps, split, epoch, config, lr, log_every, resume=None,
+              save=None):
+  """Runs `step_fn` over `batches`, logging LOG_LINE every `log_every` steps and at the end.
+
+  Args:
+    resume: (steps done, loss Mean, accuracy Mean) to continue a checkpointed epoch.
+    save: called as save(step, loss, accuracy) every config.checkpoint_every_steps steps.
 
   Returns:
     {'loss': total NLL / seen, 'accuracy': correct / seen, 'examples': seen,
      'seconds': elapsed, 'examples_per_second': seen / elapsed}.
   """
-  loss, accuracy = Mean(), Mean()
-  progress = Progress(num_steps)
-  for step, (images, labels) in enumerate(dataset.take(num_steps), 1):
-    sums = step_fn(images, labels)
+  start, loss, accuracy = resume or (0, Mean(), Mean())
+  seen_before = accuracy.count
+  progress = Progress(num_steps, done=start)
+  for step, (batch, global_count) in enumerate(batches, start + 1):
+    sums = step_fn(batch, global_count)
     loss.update(sums["loss"], sums["count"])
     accuracy.update(sums["correct"], sums["count"])
     if step % log_every == 0 or step == num_steps:
       log(LOG_LINE.format(epoch=epoch, epochs=config.epochs, split=split, step=step,
                           steps=num_steps, loss=loss.result(), accuracy=100 * accuracy.result(),
-                          lr=lr, rate=accuracy.count / progress.elapsed(),
+                          lr=lr, rate=(accuracy.count - seen_before) / progress.elapsed(),
                           eta=format_seconds(progress.eta(step))))
+    if save and config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 \
+        and step < num_steps:
+      save(step, loss, accuracy)
   seconds = progress.elapsed()
   return {"loss": loss.result(), "accuracy": accuracy.result(), "examples": accuracy.count,
-          "seconds": seconds, "examples_per_second": accuracy.count / max(seconds, 1e-9)}
+          "seconds": seconds,
+          "examples_per_second": (accuracy.count - seen_before) / max(seconds, 1e-9)}
 
 
 def export(model, export_dir):
@@ -111,23 +156,52 @@ def export(model, export_dir):
 
 
 class State:
-  """What a checkpoint holds besides the model and optimizer: progress, summed over resumptions."""
+  """What a checkpoint holds besides the model and optimizer: the position and the sums.
+
+  The same on every worker (computed from all-reduced sums), so it is not mirrored.
+  """
 
   def __init__(self):
     self.epoch = tf.Variable(0, dtype=tf.int64)  # epochs completed
+    self.step = tf.Variable(0, dtype=tf.int64)  # steps done in the epoch after those
+    self.epoch_loss = tf.Variable(0.0, dtype=tf.float64)  # that epoch's sums so far
+    self.epoch_correct = tf.Variable(0.0, dtype=tf.float64)
+    self.epoch_seen = tf.Variable(0.0, dtype=tf.float64)
     self.train_examples = tf.Variable(0.0, dtype=tf.float64)
     self.train_seconds = tf.Variable(0.0, dtype=tf.float64)  # inside training epochs only
     self.wall_seconds = tf.Variable(0.0, dtype=tf.float64)  # everything, evaluation included
+    self.mark = time.perf_counter()  # wall time up to here is in wall_seconds
 
   def variables(self):
-    return {"epoch": self.epoch, "train_examples": self.train_examples,
-            "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds}
+    return {name: value for name, value in vars(self).items()
+            if isinstance(value, tf.Variable)}
 
-  def record(self, epoch, train, wall_seconds):
+  def resume(self):
+    """(steps done, loss Mean, accuracy Mean) of the epoch in progress."""
+    seen = float(self.epoch_seen.numpy())
+    return (int(self.step.numpy()), Mean(float(self.epoch_loss.numpy()), seen),
+            Mean(float(self.epoch_correct.numpy()), seen))
+
+  def record_steps(self, step, loss, accuracy, train_seconds):
+    """Records the epoch's position and sums after `step` steps, and the time they took."""
+    self.train_examples.assign_add(accuracy.count - float(self.epoch_seen.numpy()))
+    self.train_seconds.assign_add(train_seconds)
+    self.step.assign(step)
+    self.epoch_loss.assign(loss.total)
+    self.epoch_correct.assign(accuracy.total)
+    self.epoch_seen.assign(accuracy.count)
+    self.tick()
+
+  def record_epoch(self, epoch):
     self.epoch.assign(epoch)
-    self.train_examples.assign_add(train["examples"])
-    self.train_seconds.assign_add(train["seconds"])
-    self.wall_seconds.assign_add(wall_seconds)
+    for variable in (self.step, self.epoch_loss, self.epoch_correct, self.epoch_seen):
+      variable.assign(tf.zeros_like(variable))
+    self.tick()
+
+  def tick(self):
+    now = time.perf_counter()
+    self.wall_seconds.assign_add(now - self.mark)
+    self.mark = now
 
 
 def load_examples(config, data_dir):
@@ -141,94 +215,127 @@ def load_examples(config, data_dir):
           steps_per_epoch, math.ceil(len(test_labels) / config.batch_size))
 
 
-def build_or_restore(config, model_dir):
+def build_or_restore(config, model_dir, strategy):
   """Builds the model, optimizer and State, restoring MODEL_DIR/checkpoints' latest if any.
 
   Returns:
     (model, optimizer, state, checkpoint manager).
   """
-  model = build_model(config)
-  optimizer = make_optimizer(config)
-  optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore too
+  with strategy.scope():  # variables and optimizer slots mirrored on every replica
+    model = build_model(config)
+    optimizer = make_optimizer(config)
+    optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore
   state = State()
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state.variables())
-  manager, restored = storage.checkpoint_manager(checkpoint, model_dir)
+  manager, restored = storage.checkpoint_manager(
+      checkpoint, model_dir, save_dir=distribute.ChiefDir(strategy, model_dir).path)
   if restored:
-    log("resumed from %s: %d of %d epochs done", restored, int(state.epoch), config.epochs)
+    log("resumed from %s: %d of %d epochs done, %d steps into the next", restored,
+        int(state.epoch), config.epochs, int(state.step))
   return model, optimizer, state, manager
 
 
-def train_and_evaluate(config, model_dir, data_dir=None):
+def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
   """Trains `config.epochs` epochs (resuming MODEL_DIR/checkpoints), evaluates, exports.
 
-  Writes under MODEL_DIR: checkpoints/ (every epoch), train/ and test/ (TensorBoard scalars),
-  export/ (the SavedModel) and, last, metrics.json.
+  Writes under MODEL_DIR: checkpoints/ (every epoch, and every config.checkpoint_every_steps),
+  train/ and test/ (TensorBoard scalars), export/ (the SavedModel) and, last, metrics.json.
+  Under a multi-worker `strategy` every worker runs this; only the chief's files are kept.
 
   Args:
     config: a `configs.Config`.
     model_dir: output directory; running again with the same one resumes.
     data_dir: holds the MNIST IDX files (or tensorflow-datasets' cache); unused with
       `config.use_synthetic_data`.
+    strategy: a tf.distribute strategy (default: TensorFlow's default, one device).
 
   Returns:
     The metrics written to metrics.json.
   """
-  mark = time.perf_counter()  # wall_seconds counts loading and building too
-  model_dir = pathlib.Path(model_dir)
+  started = time.perf_counter()  # wall_seconds counts loading and building too
+  strategy = strategy or tf.distribute.get_strategy()
+  chief = distribute.ChiefDir(strategy, model_dir)
   config = dataclasses.replace(config, precision=precision.resolve(config.precision))
   log("precision %s", config.precision)
   keras.utils.set_random_seed(config.seed)
   train_examples, test_examples, steps_per_epoch, test_steps = load_examples(config, data_dir)
-  model, optimizer, state, manager = build_or_restore(config, model_dir)
-  train_step = tf.function(make_train_step(model, optimizer), jit_compile=config.jit_compile)
-  eval_step = tf.function(make_eval_step(model), jit_compile=config.jit_compile)
-  summaries = Summaries(str(model_dir))
+  model, optimizer, state, manager = build_or_restore(config, chief.model_dir, strategy)
+  state.mark = started
+  train_step, eval_step = make_steps(model, optimizer, config.jit_compile, strategy)
+  summaries = Summaries(str(chief.path))
 
   def evaluate(epoch):
-    return run_epoch(eval_step, data.batches(test_examples, config.batch_size), test_steps,
-                     "test", epoch, config, learning_rate(config, epoch), log_every=test_steps)
+    batches = distribute.distribute_batches(
+        strategy, lambda: data.batches(test_examples, config.batch_size))
+    return run_epoch(eval_step, batches, test_steps, "test", epoch, config,
+                     learning_rate(config, epoch), log_every=test_steps)
 
   test = None
   for epoch in range(int(state.epoch) + 1, config.epochs + 1):
     lr = learning_rate(config, epoch)
     optimizer.learning_rate = lr
-    # A shuffle seed per (seed, epoch): a resumed run sees the order an uninterrupted one would.
-    dataset = data.batches(train_examples, config.batch_size, 1000 * config.seed + epoch)
-    train = run_epoch(train_step, dataset, steps_per_epoch, "train", epoch, config, lr,
-                      config.log_every_steps)
+    train = train_epoch(train_step, train_examples, steps_per_epoch, epoch, config, lr, state,
+                        manager, strategy)
     test = evaluate(epoch)
     summaries.scalars("train", {"loss": train["loss"], "accuracy": train["accuracy"],
                                 "learning_rate": lr,
                                 "examples_per_second": train["examples_per_second"]}, epoch)
     summaries.scalars("test", {"loss": test["loss"], "accuracy": test["accuracy"]}, epoch)
-    now = time.perf_counter()
-    state.record(epoch, train, wall_seconds=now - mark)
-    mark = now
-    manager.save(checkpoint_number=epoch)
+    state.record_epoch(epoch)
+    manager.save()
   summaries.close()
   if test is None:  # nothing left to train: a finished run re-evaluates and re-exports
     log("nothing to train: %d of %d epochs already done", int(state.epoch), config.epochs)
     test = evaluate(int(state.epoch))
-  export(model, model_dir / "export")
-  return write_metrics(config, model_dir, state, test, time.perf_counter() - mark)
+  export(model, chief.path / "export")
+  state.tick()
+  metrics = write_metrics(config, chief, state, test, int(optimizer.iterations.numpy()))
+  chief.clean()
+  return metrics
 
 
-def write_metrics(config, model_dir, state, test, seconds_since_checkpoint):
+def train_epoch(train_step, train_examples, num_steps, epoch, config, lr, state, manager,
+                strategy):
+  """Trains one epoch from the checkpointed position; returns run_epoch's dict."""
+  start, loss, accuracy = state.resume()
+  timer = [time.perf_counter()]
+
+  def save(step, loss, accuracy):
+    now = time.perf_counter()
+    state.record_steps(step, loss, accuracy, train_seconds=now - timer[0])
+    timer[0] = now
+    manager.save()
+
+  # A shuffle seed per (seed, epoch): a resumed run sees the order an uninterrupted one would,
+  # and every worker the same global batches.
+  batches = distribute.distribute_batches(strategy, lambda: data.batches(
+      train_examples, config.batch_size, 1000 * config.seed + epoch).take(num_steps).skip(start))
+  train = run_epoch(train_step, batches, num_steps, "train", epoch, config, lr,
+                    config.log_every_steps, resume=(start, loss, accuracy), save=save)
+  state.record_steps(num_steps, loss, accuracy, train_seconds=time.perf_counter() - timer[0])
+  return train
+
+
+def write_metrics(config, chief, state, test, train_steps):
+  """Writes metrics.json (on the chief; other workers to their scratch directory)."""
   train_seconds = float(state.train_seconds.numpy())
   metrics = {
       "test_accuracy": test["accuracy"],
       "test_loss": test["loss"],
       "test_examples": int(test["examples"]),
       "epochs": int(state.epoch.numpy()),
+      "train_steps": train_steps,
+      "train_examples": int(state.train_examples.numpy()),
       "train_examples_per_second": float(state.train_examples.numpy()) / train_seconds
                                    if train_seconds else None,
       "train_seconds": train_seconds,
-      "wall_seconds": float(state.wall_seconds.numpy()) + seconds_since_checkpoint,
+      "wall_seconds": float(state.wall_seconds.numpy()),
       "config": dataclasses.asdict(config),
   }
-  storage.write_json(model_dir / "metrics.json", metrics)
-  log("test accuracy %.2f%%, test loss %.4f after %d epochs; wrote %s", 100 * test["accuracy"],
-      test["loss"], metrics["epochs"], model_dir / "metrics.json")
+  storage.write_json(chief.path / "metrics.json", metrics)
+  log("test accuracy %.2f%%, test loss %.4f after %d epochs; %s", 100 * test["accuracy"],
+      test["loss"], metrics["epochs"], f"wrote {chief.path / 'metrics.json'}" if chief.chief
+      else "the chief writes the results")
   return metrics
 
 
@@ -257,8 +364,10 @@ def define_flags():
   flags.DEFINE_integer("max_steps_per_epoch", default.max_steps_per_epoch,
                        "Cut each epoch after this many steps (0: the whole training set).")
   flags.DEFINE_integer("log_every_steps", default.log_every_steps, "Steps between log lines.")
+  flags.DEFINE_integer("checkpoint_every_steps", default.checkpoint_every_steps,
+                       "Also checkpoint every N steps within an epoch (0: at epoch ends only).")
   flags.register_validator("lr_decay", lambda v: 0 < v <= 1, "--lr_decay must be in (0, 1]")
-  for name in ("epochs", "max_steps_per_epoch", "lr_decay_start"):
+  for name in ("epochs", "max_steps_per_epoch", "lr_decay_start", "checkpoint_every_steps"):
     common_flags.non_negative(name)
   for name in ("batch_size", "learning_rate", "hidden_size", "num_layers", "log_every_steps"):
     common_flags.positive(name)
@@ -274,8 +383,10 @@ def config_from_flags():
 def main(argv):
   if len(argv) > 1:
     raise errors.UserError(f"unexpected arguments {argv[1:]}: flags look like --epochs=3")
+  strategy = common_flags.strategy_from_flags()  # first: multi-worker needs that
   config = config_from_flags()
-  train_and_evaluate(config, FLAGS.model_dir, resolve(FLAGS.data_dir, "MNIST_DATA_DIR", "mnist"))
+  train_and_evaluate(config, FLAGS.model_dir, resolve(FLAGS.data_dir, "MNIST_DATA_DIR", "mnist"),
+                     strategy)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ Run:
     python -m ptb.generate --model_dir=/tmp/ptb_small --prime="the company said" --seed=1
     python -m ptb.score --model_dir=/tmp/ptb_small "the company said it expects profit"
     python -m ptb.benchmark --model=small --compare
+    python -m ptb.train --model=large --num_gpus=4    # tf.distribute; README: many machines
 
 Modules: configs (the four configurations, the learning-rate schedule), data (reader, batcher,
 download), model (PTBModel, the LSTM layer, FLOP count), train (training, evaluation, resume;

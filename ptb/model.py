@@ -47,30 +47,40 @@ class PTBModel(keras.layers.Layer):
     """[num_layers, 2, batch, hidden] zeros: the state at the start of an epoch or evaluation."""
     return tf.zeros([self.config.num_layers, 2, batch_size, self.config.hidden_size])
 
-  def call(self, inputs, state, dropout_seed=None):
+  def call(self, inputs, state, dropout_seed=None, rows=None):
     """Runs one window.
 
     Args:
       inputs: int32 word ids [batch, steps].
       state: [num_layers, 2, batch, hidden], the final state of the previous window.
       dropout_seed: int32 [2] stateless seed; None evaluates (no dropout).
+      rows: int32 [first row, global batch size] when `inputs` are some rows of a larger batch
+        (a tf.distribute replica): the dropout masks are those rows of the global batch's
+        masks, so any number of replicas drops exactly what one device would.
 
     Returns:
       logits [batch, steps, vocab] and the new state, shaped like `state`.
     """
     state = tf.convert_to_tensor(state, tf.float32)
-    x = self._dropout(self.embedding(inputs), dropout_seed, 0)  # [batch, steps, hidden]
+    x = self._dropout(self.embedding(inputs), dropout_seed, 0, rows)  # [batch, steps, hidden]
     final_states = []
     for layer, lstm in enumerate(self.lstms):
       x, h, c = lstm(x, state[layer, 0], state[layer, 1])
-      x = self._dropout(x, dropout_seed, layer + 1)
+      x = self._dropout(x, dropout_seed, layer + 1, rows)
       final_states.append(tf.stack([tf.cast(h, tf.float32), c]))
     return self.softmax(x), tf.stack(final_states)
 
-  def _dropout(self, x, seed, site):
+  def _dropout(self, x, seed, site, rows):
+    """tf.nn.experimental.stateless_dropout, with the mask drawn for the global batch."""
     if seed is None or self.dropout_rate == 0.0:
       return x
-    return tf.nn.experimental.stateless_dropout(x, self.dropout_rate, seed + [0, site])
+    shape = tf.shape(x)  # [batch, steps, hidden]
+    first_row, global_batch = (rows[0], rows[1]) if rows is not None else (0, shape[0])
+    uniform = tf.random.stateless_uniform(tf.concat([[global_batch], shape[1:]], 0),
+                                          seed + [0, site], dtype=x.dtype)
+    keep = tf.slice(uniform, [first_row, 0, 0], shape) >= self.dropout_rate
+    scale = tf.cast(1.0 / (1.0 - self.dropout_rate), x.dtype)
+    return tf.where(keep, x * scale, tf.zeros_like(x))
 
 
 def token_nll(logits, targets):

@@ -13,9 +13,9 @@ import tensorflow as tf
 from absl import flags, logging
 
 from common import data_dir as data_dirs
-from common import errors, metrics, precision, storage
+from common import distribute, errors, metrics, precision, storage
 from common.errors import UserError
-from common.flags import define_common_flags, positive
+from common.flags import define_common_flags, positive, strategy_from_flags
 from common.progress import Progress, Summaries, format_seconds
 from ptb import configs, data, export
 from ptb.model import PTBModel, token_nll
@@ -37,63 +37,101 @@ class RunOptions:
 
 
 def apply_sgd(variables, grads, lr):
-  """Plain SGD; the embedding's gradient stays sparse (only the rows of this window)."""
-  for variable, grad in zip(variables, grads):
+  """Plain SGD; the embedding's gradient stays sparse (only the rows of this window).
+
+  Called in a replica with gradients already summed over replicas: every replica's copy
+  of a variable takes the same update (tf.distribute's merge_call and extended.update).
+  """
+
+  def update(variable, grad):
     if isinstance(grad, tf.IndexedSlices):
-      variable.value.scatter_sub(tf.IndexedSlices(lr * grad.values, grad.indices))
-    else:
-      variable.assign_sub(lr * grad)
+      return variable.scatter_sub(tf.IndexedSlices(lr * grad.values, grad.indices))
+    return variable.assign_sub(lr * grad)
+
+  def update_all(strategy, grads):
+    for variable, grad in zip(variables, grads):
+      strategy.extended.update(variable.value, update, args=(grad,), group=False)
+
+  tf.distribute.get_replica_context().merge_call(update_all, args=(grads,))
 
 
-def make_steps(model, config, jit_compile=False):
+def make_steps(model, config, jit_compile=False, strategy=None):
   """The train and eval step functions, compiled as tf.function graphs.
 
   train_step(inputs, targets, state, lr, seed) -> (summed NLL, final state)
   eval_step(inputs, targets, state) -> (summed NLL, final state)
-  """
-  batch_size = tf.cast(config.batch_size, tf.float32)
 
-  def train_step(inputs, targets, state, lr, seed):
+  Under a tf.distribute `strategy` the inputs, targets and states are per-replica values
+  (each replica's rows, `common.distribute`) and the NLL is summed over replicas.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  batch_size = config.batch_size
+  variables = model.trainable_variables
+
+  def gradients(inputs, targets, state, seed, first_row):
     # `state` comes in as a plain tensor, so the gradient stops at the window's edge.
     with tf.GradientTape() as tape:
-      logits, state = model(inputs, state, dropout_seed=seed)
+      logits, state = model(inputs, state, dropout_seed=seed, rows=tf.stack([first_row, batch_size]))
       nll = token_nll(logits, targets)
-      # Summed over time steps, averaged over the batch (the tutorial's sequence_loss with
-      # average_across_timesteps=False): what makes learning rate 1.0 right.
-      loss = nll / batch_size
-    grads = tape.gradient(loss, model.trainable_variables)
+      # Summed over time steps, averaged over the (global) batch: the tutorial's
+      # sequence_loss with average_across_timesteps=False, what makes learning rate 1.0 right.
+      loss = nll / tf.cast(batch_size, tf.float32)
+    return tape.gradient(loss, variables), nll, state
+
+  # XLA compiles the whole step on one device; across replicas only the per-replica math,
+  # with the all-reduce and the update outside it.
+  whole_step_jit = jit_compile and distribute.single_device(strategy)
+  if jit_compile and not whole_step_jit:
+    gradients = tf.function(gradients, jit_compile=True)
+
+  def replica_train_step(inputs, targets, state, lr, seed):
+    grads, nll, state = gradients(inputs, targets, state, seed,
+                                  distribute.replica_offset(batch_size))
+    grads = distribute.all_reduce_sum(grads)  # each replica's share of the batch's gradient
     grads, _ = tf.clip_by_global_norm(grads, config.max_grad_norm)
-    apply_sgd(model.trainable_variables, grads, lr)
+    apply_sgd(variables, grads, lr)
     return nll, state
 
-  def eval_step(inputs, targets, state):
+  def replica_eval_step(inputs, targets, state):
     logits, state = model(inputs, state)
     return token_nll(logits, targets), state
 
-  return (tf.function(train_step, jit_compile=jit_compile),
-          tf.function(eval_step, jit_compile=jit_compile))
+  def train_step(inputs, targets, state, lr, seed):
+    nll, state = strategy.run(replica_train_step, args=(inputs, targets, state, lr, seed))
+    return distribute.sum_replicas(strategy, nll), state
+
+  def eval_step(inputs, targets, state):
+    nll, state = strategy.run(replica_eval_step, args=(inputs, targets, state))
+    return distribute.sum_replicas(strategy, nll), state
+
+  return (tf.function(train_step, jit_compile=whole_step_jit),
+          tf.function(eval_step, jit_compile=jit_compile and distribute.single_device(strategy)))
 
 
-def evaluate(eval_step, model, ids, batch_size, num_steps):
+def evaluate(eval_step, model, ids, batch_size, num_steps, strategy=None):
   """Perplexity of a whole id stream, state carried from window to window.
 
   With batch_size 1 every target after the first token is scored, the last window being
   shorter; with a larger batch it is the tutorial's valid evaluation (ptb_producer windows).
   """
+  strategy = strategy or tf.distribute.get_strategy()
   if batch_size == 1:
     stream = np.asarray(ids, np.int32)[None, :]
     bounds = list(range(0, len(ids) - 1, num_steps)) + [len(ids) - 1]
-    batches = [(stream[:, a:b], stream[:, a + 1:b + 1]) for a, b in zip(bounds, bounds[1:])]
+    windows = tf.data.Dataset.from_generator(
+        lambda: ((stream[:, a:b], stream[:, a + 1:b + 1]) for a, b in zip(bounds, bounds[1:])),
+        output_signature=(tf.TensorSpec([1, None], tf.int32),) * 2)
+    tokens = len(ids) - 1
   else:
     inputs, targets = data.windows(ids, batch_size, num_steps)
-    batches = zip(inputs, targets)
-  state = model.zero_state(batch_size)
-  total_nll, total_tokens = 0.0, 0
-  for inputs, targets in batches:
-    nll, state = eval_step(inputs, targets, state)
+    windows = tf.data.Dataset.from_tensor_slices((inputs, targets))
+    tokens = targets.size
+  state = distribute.split_rows(strategy, model.zero_state(batch_size), axis=2)
+  total_nll = 0.0
+  for (x, y), _ in distribute.distribute_batches(strategy, lambda: windows):
+    nll, state = eval_step(x, y, state)
     total_nll += float(nll)
-    total_tokens += targets.size
-  return metrics.perplexity(total_nll, total_tokens)
+  return metrics.perplexity(total_nll, tokens)
 
 
 class TrainState(tf.Module):
@@ -120,20 +158,24 @@ class TrainState(tf.Module):
     self.train_nll.assign(0.0)
 
 
-def run_epoch(train_state, train_step, inputs, targets, config, lr, summaries, manager, options):
+def run_epoch(train_state, train_step, inputs, targets, config, lr, summaries, manager, options,
+              strategy=None):
   """Trains one epoch from the saved position; returns (train perplexity, words/second)."""
+  strategy = strategy or tf.distribute.get_strategy()
   epoch = int(train_state.epoch.numpy())
   epoch_size = len(inputs)
   start = int(train_state.step.numpy())
   words_per_step = config.batch_size * config.num_steps
   log_every = max(epoch_size // 10, 1)
   progress = Progress(epoch_size, done=start)
-  state = tf.convert_to_tensor(train_state.lstm_state)
+  # Each replica carries the state of its own rows, [layers, 2, rows, hidden].
+  state = distribute.split_rows(strategy, tf.convert_to_tensor(train_state.lstm_state), axis=2)
   nll_sum = tf.constant(train_state.train_nll.numpy(), tf.float64)
   lr_tensor = tf.constant(lr, tf.float32)
-  dataset = tf.data.Dataset.from_tensor_slices((inputs, targets)).skip(start).prefetch(2)
-  for step, (x, y) in enumerate(dataset, start=start + 1):
-    seed = train_state.rng.make_seeds(1)[:, 0]
+  batches = distribute.distribute_batches(
+      strategy, lambda: tf.data.Dataset.from_tensor_slices((inputs, targets)).skip(start))
+  for step, ((x, y), _) in enumerate(batches, start=start + 1):
+    seed = train_state.rng.make_seeds(1)[:, 0]  # one seed for all replicas: global masks
     nll, state = train_step(x, y, state, lr_tensor, tf.cast(seed, tf.int32))
     nll_sum += tf.cast(nll, tf.float64)
     if step % log_every == 10 % log_every or step == epoch_size:
@@ -146,13 +188,14 @@ def run_epoch(train_state, train_step, inputs, targets, config, lr, summaries, m
       summaries.scalars("train", {"loss": float(nll_sum) / (step * words_per_step),
                                   "words_per_second": wps}, global_step)
     if step % options.checkpoint_every_steps == 0 and step < epoch_size:
-      _save(train_state, manager, step, state, nll_sum)
+      _save(train_state, manager, step, distribute.gather_rows(strategy, state, 2), nll_sum)
   wps = (epoch_size - start) * words_per_step / max(progress.elapsed(), 1e-9)
-  _save(train_state, manager, epoch_size, state, nll_sum)
+  _save(train_state, manager, epoch_size, distribute.gather_rows(strategy, state, 2), nll_sum)
   return metrics.perplexity(float(nll_sum), epoch_size * words_per_step), wps
 
 
 def _save(train_state, manager, step, state, nll_sum):
+  """Checkpoints the position in the epoch, the carried state (all rows) and the sums."""
   train_state.wall_seconds.assign(train_state.elapsed())
   train_state.started = time.perf_counter()
   train_state.step.assign(step)
@@ -171,55 +214,80 @@ def load_data(options, config):
   return ids, vocab
 
 
-def train_and_evaluate(config, model_dir, options=RunOptions()):
+def build(config, model_dir, options, strategy):
+  """The model (its variables mirrored on every replica) and the TrainState, restored if saved.
+
+  Returns:
+    (model, train_state, checkpoint manager).
+  """
+  keras.utils.set_random_seed(options.seed)
+  with strategy.scope():
+    model = PTBModel(config, options.precision)
+    model(tf.zeros([1, 1], tf.int32), model.zero_state(1))  # create the variables
+  # Outside the scope: position, state and sums are the same on every worker, not mirrored.
+  train_state = TrainState(model, config, options.seed)
+  manager, restored = storage.checkpoint_manager(
+      tf.train.Checkpoint(train=train_state), model_dir,
+      save_dir=distribute.ChiefDir(strategy, model_dir).path)
+  if restored:
+    logging.info("resumed from %s: epoch %d, step %d", restored,
+                 int(train_state.epoch.numpy()) + 1, int(train_state.step.numpy()))
+  return model, train_state, manager
+
+
+def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
   """Trains `config` for max_max_epoch epochs (resuming in MODEL_DIR), tests, exports.
+
+  Under a multi-worker `strategy` every worker runs this; only the chief's files are kept.
 
   Returns:
     The metrics dict also written to MODEL_DIR/metrics.json.
   """
-  model_dir = pathlib.Path(model_dir)
+  strategy = strategy or tf.distribute.get_strategy()
+  chief = distribute.ChiefDir(strategy, model_dir)
+  out = chief.path  # MODEL_DIR on the chief, scratch on the other workers
   ids, vocab = load_data(options, config)
   config = dataclasses.replace(config, vocab_size=len(vocab))
-  _check_config(model_dir, config)
-  keras.utils.set_random_seed(options.seed)
-  model = PTBModel(config, options.precision)
-  model(tf.zeros([1, 1], tf.int32), model.zero_state(1))  # create the variables
-  train_state = TrainState(model, config, options.seed)
-  manager, restored = storage.checkpoint_manager(tf.train.Checkpoint(train=train_state),
-                                                 model_dir)
-  if restored:
-    logging.info("resumed from %s: epoch %d, step %d", restored,
-                 int(train_state.epoch.numpy()) + 1, int(train_state.step.numpy()))
-  train_step, eval_step = make_steps(model, config, options.jit_compile)
+  _check_config(chief.model_dir, config, write=chief.chief)
+  model, train_state, manager = build(config, chief.model_dir, options, strategy)
+  train_step, eval_step = make_steps(model, config, options.jit_compile, strategy)
   inputs, targets = data.windows(ids["train"], config.batch_size, config.num_steps)
-  summaries = Summaries(str(model_dir))
+  summaries = Summaries(str(out))
   train_state.started = time.perf_counter()
   # Epochs validated after the last checkpoint are trained again, so drop their rows.
-  history = [row for row in _read_history(model_dir)
+  history = [row for row in _read_history(chief.model_dir)
              if row["epoch"] <= int(train_state.epoch.numpy())]
   while int(train_state.epoch.numpy()) < config.max_max_epoch:
     epoch = int(train_state.epoch.numpy())
     lr = configs.learning_rate(config, epoch)
     logging.info("Epoch: %d Learning rate: %.3f", epoch + 1, lr)
     train_ppl, wps = run_epoch(train_state, train_step, inputs, targets, config, lr,
-                               summaries, manager, options)
-    valid_ppl = evaluate(eval_step, model, ids["valid"], config.batch_size, config.num_steps)
+                               summaries, manager, options, strategy)
+    valid_ppl = evaluate(eval_step, model, ids["valid"], config.batch_size, config.num_steps,
+                         strategy)
     logging.info("Epoch: %d Train Perplexity: %.3f", epoch + 1, train_ppl)
     logging.info("Epoch: %d Valid Perplexity: %.3f", epoch + 1, valid_ppl)
     summaries.scalars("train", {"perplexity": train_ppl, "learning_rate": lr}, epoch + 1)
     summaries.scalars("valid", {"perplexity": valid_ppl}, epoch + 1)
     history.append({"epoch": epoch + 1, "learning_rate": lr, "train_perplexity": train_ppl,
                     "valid_perplexity": valid_ppl, "words_per_second": wps})
-    storage.write_json(model_dir / "history.json", history)
+    storage.write_json(out / "history.json", history)
     train_state.epoch.assign_add(1)
     train_state.start_epoch()
     _save(train_state, manager, 0, train_state.lstm_state, 0.0)
-  test_ppl = evaluate(eval_step, model, ids["test"], 1, TEST_WINDOW)
+  test_ppl = evaluate(eval_step, model, ids["test"], 1, TEST_WINDOW, strategy)
   logging.info("Test Perplexity: %.3f", test_ppl)
   summaries.scalars("test", {"perplexity": test_ppl}, config.max_max_epoch)
   summaries.close()
-  export.write_projector(model_dir, model, vocab)
-  export.export(model, vocab, model_dir / "export")
+  results = _finish(config, out, model, vocab, options, history, test_ppl, train_state)
+  chief.clean()
+  return results
+
+
+def _finish(config, out, model, vocab, options, history, test_ppl, train_state):
+  """Writes the projector files, the SavedModel and, last, metrics.json."""
+  export.write_projector(out, model, vocab)
+  export.export(model, vocab, out / "export")
   last = history[-1] if history else {}
   results = {"train_perplexity": last.get("train_perplexity"),
              "valid_perplexity": last.get("valid_perplexity"), "test_perplexity": test_ppl,
@@ -227,7 +295,7 @@ def train_and_evaluate(config, model_dir, options=RunOptions()):
              "epochs": config.max_max_epoch, "wall_seconds": train_state.elapsed(),
              "config": dataclasses.asdict(config), "precision": options.precision,
              "history": history}
-  storage.write_json(model_dir / "metrics.json", results)
+  storage.write_json(out / "metrics.json", results)
   return results
 
 
@@ -240,7 +308,7 @@ def _read_history(model_dir):
   return json.loads(path.read_text()) if path.exists() else []
 
 
-def _check_config(model_dir, config):
+def _check_config(model_dir, config, write=True):
   """Refuses to resume a MODEL_DIR trained with another config (it would mix two runs).
 
   Only max_max_epoch may change, so that a finished run can be trained for longer.
@@ -253,7 +321,8 @@ def _check_config(model_dir, config):
     if changed:
       raise UserError(f"{model_dir} holds a run with other settings ({', '.join(changed)} "
                       "differ): use a new --model_dir, or the same flags to resume it")
-  storage.write_json(path, wanted)
+  if write:
+    storage.write_json(path, wanted)
 
 
 def define_flags():
@@ -278,6 +347,7 @@ def define_flags():
 def main(argv):
   del argv
   flag = flags.FLAGS
+  strategy = strategy_from_flags()  # first: multi-worker and logical devices need that
   if flag.precision == "mixed_float16":
     raise UserError("--precision=mixed_float16 needs loss scaling, which ptb's plain SGD does "
                     "not do: use float32 or mixed_bfloat16")
@@ -288,9 +358,10 @@ def main(argv):
                        jit_compile=flag.jit_compile,
                        precision=precision.resolve(flag.precision))
   logging.info("config %s: %s; precision %s", flag.model, config, options.precision)
-  results = train_and_evaluate(config, flag.model_dir, options)
-  logging.info("wrote %s/metrics.json: test perplexity %.3f in %.0f s", flag.model_dir,
-               results["test_perplexity"], results["wall_seconds"])
+  results = train_and_evaluate(config, flag.model_dir, options, strategy)
+  logging.info("test perplexity %.3f in %.0f s%s", results["test_perplexity"],
+               results["wall_seconds"], f"; wrote {flag.model_dir}/metrics.json"
+               if distribute.is_chief(strategy) else " (the chief writes the results)")
 
 
 if __name__ == "__main__":

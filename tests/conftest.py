@@ -5,8 +5,14 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Two logical CPU devices, so tests can run MirroredStrategy with 2 replicas in process. It has
+# to happen before TensorFlow initialises its devices; ops still default to /cpu:0.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
 def _dir_from_env(var, required):
@@ -40,6 +46,17 @@ def assert_clean_error(result, *needles):
   assert "Traceback" not in result.stderr, result.stderr
   for needle in needles:
     assert needle in result.stderr, result.stderr
+
+
+@pytest.fixture(scope="session")
+def ptb_slice(ptb_dir, tmp_path_factory):
+  """The first lines of each real PTB file: the real format, seconds to train on."""
+  from ptb import data  # pylint: disable=import-outside-toplevel
+  out = tmp_path_factory.mktemp("ptb_slice")
+  for split, lines in (("train", 1500), ("valid", 150), ("test", 150)):
+    text = (ptb_dir / data.FILES[split]).read_text().splitlines(keepends=True)[:lines]
+    (out / data.FILES[split]).write_text("".join(text))
+  return out
 
 
 # --- mnist_rnn ------------------------------------------------------------------------------

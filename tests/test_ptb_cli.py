@@ -15,16 +15,6 @@ from ptb import data
 
 
 @pytest.fixture(scope="module")
-def ptb_slice(ptb_dir, tmp_path_factory):
-  """The first lines of each real PTB file: the real format, seconds to train on."""
-  out = tmp_path_factory.mktemp("ptb_slice")
-  for split, lines in (("train", 1500), ("valid", 150), ("test", 150)):
-    text = (ptb_dir / data.FILES[split]).read_text().splitlines(keepends=True)[:lines]
-    (out / data.FILES[split]).write_text("".join(text))
-  return out
-
-
-@pytest.fixture(scope="module")
 def trained(ptb_slice, tmp_path_factory):
   model_dir = tmp_path_factory.mktemp("ptb_model")
   result = run_cli("ptb.train", "--model=test", f"--data_path={ptb_slice}",

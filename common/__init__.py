@@ -12,7 +12,9 @@ import logging as _logging
 
 from absl import logging as _absl_logging
 
-# TensorFlow's Python-side INFO lines (one per checkpoint shard) bury our progress lines.
+# TensorFlow's Python-side INFO lines (one per checkpoint shard, several per export) bury
+# our progress lines.
 _logging.getLogger("tensorflow").setLevel(_logging.WARNING)
+_QUIET = ("functional_saver.py", "signature_serialization.py", "fingerprinting_utils.py")
 _absl_logging.get_absl_logger().addFilter(
-    lambda record: not record.pathname.endswith("functional_saver.py"))
+    lambda record: not record.pathname.endswith(_QUIET))

@@ -3,7 +3,7 @@
 One code path for every strategy. A step function is written for one replica; it gets its
 rows of the global batch, all-reduces (sums) its gradients and returns sums, which
 `strategy.reduce(SUM)` adds up exactly. With one device the all-reduce is the identity, so a
-single-device run is the same computation as before.
+single-device run is the same computation as one without tf.distribute.
 
     global batch (B rows) ──► replica r gets rows [r*B//R, (r+1)*B//R)    R = replicas in sync
                               (over all workers; worker w owns replicas w*L .. w*L+L-1)
@@ -26,8 +26,9 @@ def make_strategy(name="auto", num_gpus=None, num_cpu_devices=1):
   """The tf.distribute strategy to train with. Call it before any other TensorFlow op.
 
   Args:
-    name: one of STRATEGIES. auto is mirrored when more than one device is in use, else
-      one_device.
+    name: one of STRATEGIES. auto is multi_worker when $TF_CONFIG is set (two workers
+      that each trained alone would overwrite each other's files), else mirrored when more
+      than one device is in use, else one_device.
     num_gpus: GPUs to use (None: all visible). The tutorial's --num_gpus.
     num_cpu_devices: with no GPU, split the CPU into this many logical devices, each a
       mirrored replica (for trying tf.distribute without GPUs, and for the tests).
@@ -53,7 +54,8 @@ def make_strategy(name="auto", num_gpus=None, num_cpu_devices=1):
   devices = ([f"/gpu:{i}" for i in range(num_gpus)] or
              [f"/cpu:{i}" for i in range(num_cpu_devices)])
   if name == "auto":
-    name = "mirrored" if len(devices) > 1 else "one_device"
+    name = ("multi_worker" if os.environ.get("TF_CONFIG") else
+            "mirrored" if len(devices) > 1 else "one_device")
   if name == "multi_worker":
     strategy = _multi_worker()
   elif name == "one_device":
@@ -65,8 +67,7 @@ def make_strategy(name="auto", num_gpus=None, num_cpu_devices=1):
     strategy = tf.distribute.get_strategy()
   else:
     strategy = tf.distribute.MirroredStrategy(devices)
-  logging.info("strategy %s: %d replica(s) in sync", type(strategy).__name__,
-               strategy.num_replicas_in_sync)
+  logging.info("strategy %s: %d replica(s) in sync", name, strategy.num_replicas_in_sync)
   return strategy
 
 

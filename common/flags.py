@@ -20,8 +20,9 @@ def define_common_flags(data_env_var, default_precision="float32", default_jit_c
                     "CPUs, GPUs of compute capability 8.0+), else float32.")
 
   flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES),
-                    "tf.distribute strategy: auto is mirrored when more than one device is in "
-                    "use, else one_device; multi_worker reads the cluster from $TF_CONFIG.")
+                    "tf.distribute strategy: auto is multi_worker when $TF_CONFIG is set, "
+                    "else mirrored when more than one device is in use, else one_device; "
+                    "multi_worker reads the cluster from $TF_CONFIG.")
   flags.DEFINE_integer("num_gpus", None, "GPUs to use (default: all visible).")
   flags.DEFINE_integer("num_cpu_devices", 1, "Without GPUs: split the CPU into this many "
                        "logical devices, one mirrored replica each (to try tf.distribute).")

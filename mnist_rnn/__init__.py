@@ -29,9 +29,9 @@ tensorflow-datasets downloads MNIST into ~/.cache/rnn_tutorials/mnist):
     tensorboard --logdir=/tmp/mnist_rnn
     python -m mnist_rnn.train --num_cpu_devices=2  # tf.distribute, 2 replicas (README)
 
-MODEL_DIR then holds checkpoints/ (every epoch; --checkpoint_every_steps for more), train/ and test/ (TensorBoard), export/ (a
-SavedModel: serving_default(images uint8 [N, 28, 28]) -> probabilities [N, 10], classes [N])
-and metrics.json.
+MODEL_DIR then holds checkpoints/ (every epoch; --checkpoint_every_steps for more), train/
+and test/ (TensorBoard), export/ (a SavedModel: serving_default(images uint8 [N, 28, 28]) ->
+probabilities [N, 10], classes [N]) and metrics.json.
 
 Modules: configs (Config), data (IDX reader, tensorflow-datasets, tf.data, image files),
 model (build_model), train (train_and_evaluate; the `train` command), predict (the command).

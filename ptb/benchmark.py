@@ -83,10 +83,13 @@ def run(config, precision, jit_compile, compare, steps, repeats):
             "unit": "words"}
   if compare:
     variants = {"keras_baseline": keras_baseline_step(config)}
-    for name, variant_precision, variant_jit in [
-        ("float32", "float32", False), ("float32_xla", "float32", True),
-        ("bfloat16", "mixed_bfloat16", False), ("bfloat16_xla", "mixed_bfloat16", True)]:
-      variants[name] = our_steps(config, variant_precision, variant_jit)[0]
+    for name, variant_precision, variant_jit, fused in [
+        ("float32", "float32", False, True), ("float32_xla", "float32", True, True),
+        ("bfloat16", "mixed_bfloat16", False, True), ("bfloat16_xla", "mixed_bfloat16", True, True),
+        # keras.layers.LSTM in our loop: the cuDNN kernel on a GPU (XLA would bypass it)
+        ("keras_lstm", "float32", False, False)]:
+      variant_config = dataclasses.replace(config, fused_lstm=fused)
+      variants[name] = our_steps(variant_config, variant_precision, variant_jit)[0]
     times = benchmark.time_interleaved(variants, steps, repeats)
     summaries = {name: benchmark.rate_summary(t, words, 3 * forward, peak)
                  for name, t in times.items()}
@@ -99,7 +102,7 @@ def run(config, precision, jit_compile, compare, steps, repeats):
 def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
-  config = configs.get_config(FLAGS.model)
+  config = configs.get_config(FLAGS.model, fused_lstm=FLAGS.fused_lstm)
   benchmark.print_json(run(config, FLAGS.precision, FLAGS.jit_compile, FLAGS.compare,
                            FLAGS.steps, FLAGS.repeats))
 
@@ -108,6 +111,8 @@ if __name__ == "__main__":
   flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration to time.")
   flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Compute dtype.")
   flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
+  flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM (cuDNN "
+                    "on GPU).")
   flags.DEFINE_bool("compare", False, "Also time every fast path against a Keras baseline.")
   flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)
   flags.DEFINE_integer("repeats", 5, "Timed blocks per variant.", lower_bound=1)

@@ -21,6 +21,10 @@ class SmallConfig:
   lr_decay: float = 0.5         # per-epoch factor after max_epoch
   batch_size: int = 20
   vocab_size: int = 10000
+  # The LSTM kernel, not the model: common.lstm (fastest on CPU, measured) or, with False,
+  # keras.layers.LSTM, which runs cuDNN on a GPU (the tutorial's rnn_mode=cudnn). Same
+  # weights and layout either way; a checkpoint only resumes with the same choice.
+  fused_lstm: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

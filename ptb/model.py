@@ -34,8 +34,7 @@ class PTBModel(keras.layers.Layer):
     self.embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
                                             embeddings_initializer=init, name="embedding",
                                             dtype=precision)
-    self.lstms = [LSTM(config.hidden_size, init, init, name=f"lstm_{i}", dtype=precision)
-                  for i in range(config.num_layers)]
+    self.lstms = [_lstm(config, init, f"lstm_{i}", precision) for i in range(config.num_layers)]
     for i, lstm in enumerate(self.lstms):
       setattr(self, f"lstm_{i}", lstm)  # tf.train.Checkpoint does not follow Keras 3 lists
     self.softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init,
@@ -65,9 +64,12 @@ class PTBModel(keras.layers.Layer):
     x = self._dropout(self.embedding(inputs), dropout_seed, 0, rows)  # [batch, steps, hidden]
     final_states = []
     for layer, lstm in enumerate(self.lstms):
-      x, h, c = lstm(x, state[layer, 0], state[layer, 1])
+      if self.config.fused_lstm:
+        x, h, c = lstm(x, state[layer, 0], state[layer, 1])
+      else:
+        x, h, c = lstm(x, initial_state=[state[layer, 0], state[layer, 1]])
       x = self._dropout(x, dropout_seed, layer + 1, rows)
-      final_states.append(tf.stack([tf.cast(h, tf.float32), c]))
+      final_states.append(tf.stack([tf.cast(h, tf.float32), tf.cast(c, tf.float32)]))
     return self.softmax(x), tf.stack(final_states)
 
   def _dropout(self, x, seed, site, rows):
@@ -81,6 +83,16 @@ class PTBModel(keras.layers.Layer):
     keep = tf.slice(uniform, [first_row, 0, 0], shape) >= self.dropout_rate
     scale = tf.cast(1.0 / (1.0 - self.dropout_rate), x.dtype)
     return tf.where(keep, x * scale, tf.zeros_like(x))
+
+
+def _lstm(config, init, name, precision):
+  """One LSTM layer: ours, or keras.layers.LSTM (cuDNN on GPU) with the same weights."""
+  if config.fused_lstm:
+    return LSTM(config.hidden_size, init, init, name=name, dtype=precision)
+  # Forget bias 0 and zero biases, as common.lstm and the tutorial's BasicLSTMCell.
+  return keras.layers.LSTM(config.hidden_size, return_sequences=True, return_state=True,
+                           kernel_initializer=init, recurrent_initializer=init,
+                           unit_forget_bias=False, name=name, dtype=precision)
 
 
 def token_nll(logits, targets):

@@ -71,7 +71,8 @@ def make_steps(model, config, jit_compile=False, strategy=None):
   def gradients(inputs, targets, state, seed, first_row):
     # `state` comes in as a plain tensor, so the gradient stops at the window's edge.
     with tf.GradientTape() as tape:
-      logits, state = model(inputs, state, dropout_seed=seed, rows=tf.stack([first_row, batch_size]))
+      rows = tf.stack([first_row, batch_size])  # this replica's rows of the global batch
+      logits, state = model(inputs, state, dropout_seed=seed, rows=rows)
       nll = token_nll(logits, targets)
       # Summed over time steps, averaged over the (global) batch: the tutorial's
       # sequence_loss with average_across_timesteps=False, what makes learning rate 1.0 right.
@@ -317,7 +318,10 @@ def _check_config(model_dir, config, write=True):
   wanted = dataclasses.asdict(config)
   if path.exists() and (model_dir / "checkpoints").exists():
     saved = json.loads(path.read_text())
-    changed = sorted(k for k in wanted if k != "max_max_epoch" and saved.get(k) != wanted[k])
+    # A field the saved run predates had its default then (fused_lstm).
+    defaults = dataclasses.asdict(configs.SmallConfig())
+    changed = sorted(k for k in wanted if k != "max_max_epoch"
+                     and saved.get(k, defaults[k]) != wanted[k])
     if changed:
       raise UserError(f"{model_dir} holds a run with other settings ({', '.join(changed)} "
                       "differ): use a new --model_dir, or the same flags to resume it")
@@ -333,6 +337,9 @@ def define_flags():
   flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration (paper's rows).")
   flags.DEFINE_integer("checkpoint_every_steps", 500, "Also checkpoint every N training steps.")
   for field in dataclasses.fields(configs.SmallConfig):
+    if field.type is bool:
+      flags.DEFINE_bool(field.name, None, f"Override the config's {field.name}.")
+      continue
     define = flags.DEFINE_integer if field.type is int else flags.DEFINE_float
     define(field.name, None, f"Override the config's {field.name}.")
     if field.name not in ("lr_decay",):

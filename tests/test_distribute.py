@@ -152,7 +152,7 @@ def start_workers(module, *args, log_dir):
     tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
                TF_CONFIG=json.dumps(tf_config))
-    log = open(log_dir / f"worker-{index}-{time.time():.0f}.log", "w+")  # pylint: disable=consider-using-with
+    log = open(log_dir / f"worker-{index}-{time.time():.0f}.log", "w+")  # pylint: disable=R1732
     processes.append(subprocess.Popen(
         [sys.executable, "-m", module, "--strategy=multi_worker", *map(str, args)], cwd=ROOT,
         env=env, stdout=log, stderr=subprocess.STDOUT))

@@ -39,10 +39,17 @@ PTB_TINY = dataclasses.replace(ptb_configs.SmallConfig(), vocab_size=300, hidden
                                num_steps=5, batch_size=4)
 
 
-def _ptb_run(precision, jit_compile, steps=5):
+def _ptb_model(precision="float32", fused_lstm=True):
   keras.utils.set_random_seed(0)
-  model = PTBModel(PTB_TINY, precision)
-  train_step, _ = ptb_train.make_steps(model, PTB_TINY, jit_compile)
+  model = PTBModel(dataclasses.replace(PTB_TINY, fused_lstm=fused_lstm), precision)
+  model(tf.zeros([1, 1], tf.int32), model.zero_state(1))
+  return model
+
+
+def _ptb_run(precision, jit_compile, steps=5, fused_lstm=True):
+  model = _ptb_model(precision, fused_lstm)
+  model.set_weights(_ptb_model().get_weights())  # keras.layers.LSTM: the same weights
+  train_step, _ = ptb_train.make_steps(model, model.config, jit_compile)
   rng = np.random.default_rng(0)
   state, losses = model.zero_state(4), []
   for _ in range(steps):
@@ -52,14 +59,17 @@ def _ptb_run(precision, jit_compile, steps=5):
   return np.array(losses), state.numpy()
 
 
-@pytest.mark.parametrize("precision,jit_compile,rtol,state_atol", [
-    ("float32", True, 1e-4, 1e-4),           # XLA: the same float32 maths, fused
-    ("mixed_bfloat16", False, 1e-2, 2e-2),   # bfloat16 matmuls: 8 mantissa bits
-    ("mixed_bfloat16", True, 1e-2, 2e-2),
+@pytest.mark.parametrize("precision,jit_compile,fused_lstm,rtol,state_atol", [
+    ("float32", True, True, 1e-4, 1e-4),           # XLA: the same float32 maths, fused
+    ("mixed_bfloat16", False, True, 1e-2, 2e-2),   # bfloat16 matmuls: 8 mantissa bits
+    ("mixed_bfloat16", True, True, 1e-2, 2e-2),
+    ("float32", False, False, 1e-5, 1e-5),         # keras.layers.LSTM (cuDNN on GPU)
+    ("float32", True, False, 1e-4, 1e-4),
 ])
-def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, rtol, state_atol):
+def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, fused_lstm, rtol,
+                                                     state_atol):
   reference_losses, reference_state = _ptb_run("float32", False)
-  losses, state = _ptb_run(precision, jit_compile)
+  losses, state = _ptb_run(precision, jit_compile, fused_lstm=fused_lstm)
   np.testing.assert_allclose(losses, reference_losses, rtol=rtol)
   np.testing.assert_allclose(state, reference_state, atol=state_atol)
 
@@ -118,7 +128,8 @@ def test_benchmarks_print_json_with_every_field(command):
   assert report["train_flops_per_step"] == 3 * report["eval_flops_per_step"]
   if "--compare" in command:
     assert report["compare"]["keras_baseline"]["speedup"] == 1.0
-    assert {"float32", "float32_xla", "bfloat16", "bfloat16_xla"} <= set(report["compare"])
+    assert {"float32", "float32_xla", "bfloat16", "bfloat16_xla", "keras_lstm"} <= \
+        set(report["compare"])
 
 
 def test_auto_precision_follows_the_hardware():
@@ -127,3 +138,28 @@ def test_auto_precision_follows_the_hardware():
   assert precision.resolve("auto") == expected
   for explicit in ("float32", "mixed_bfloat16", "mixed_float16"):
     assert precision.resolve(explicit) == explicit
+
+
+def test_ptb_keras_lstm_starts_like_ours():
+  """Uniform weights in [-init_scale, init_scale] and zero biases (forget bias 0) both ways."""
+  for fused_lstm in (True, False):
+    weights = _ptb_model(fused_lstm=fused_lstm).lstms[0].get_weights()
+    kernel, recurrent_kernel, bias = weights
+    for matrix in (kernel, recurrent_kernel):
+      assert 0.9 * PTB_TINY.init_scale < np.abs(matrix).max() <= PTB_TINY.init_scale
+    np.testing.assert_array_equal(bias, 0.0)
+
+
+def test_ptb_trains_and_exports_the_same_with_keras_lstm(ptb_slice, tmp_path):
+  """--nofused_lstm (keras.layers.LSTM, cuDNN on GPU): the same run, the same export."""
+  scores = []
+  for flag in ("--fused_lstm", "--nofused_lstm"):
+    model_dir = tmp_path / flag
+    result = run_cli("ptb.train", "--model=test", f"--data_dir={ptb_slice}",
+                     f"--model_dir={model_dir}", "--hidden_size=16", flag)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    exported = tf.saved_model.load(str(model_dir / "export"))
+    out = exported.signatures["score"](sentences=tf.constant(["the company said it"]))
+    scores.append((metrics["test_perplexity"], float(out["log_prob"][0])))
+  np.testing.assert_allclose(scores[1], scores[0], rtol=1e-5)

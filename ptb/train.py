@@ -129,7 +129,7 @@ def evaluate(eval_step, model, ids, batch_size, num_steps, strategy=None):
     tokens = targets.size
   state = distribute.split_rows(strategy, model.zero_state(batch_size), axis=2)
   total_nll = 0.0
-  for (x, y), _ in distribute.distribute_batches(strategy, lambda: windows):
+  for (x, y), _ in distribute.distribute_batches(strategy, lambda: windows.prefetch(2)):
     nll, state = eval_step(x, y, state)
     total_nll += float(nll)
   return metrics.perplexity(total_nll, tokens)
@@ -174,7 +174,8 @@ def run_epoch(train_state, train_step, inputs, targets, config, lr, summaries, m
   nll_sum = tf.constant(train_state.train_nll.numpy(), tf.float64)
   lr_tensor = tf.constant(lr, tf.float32)
   batches = distribute.distribute_batches(
-      strategy, lambda: tf.data.Dataset.from_tensor_slices((inputs, targets)).skip(start))
+      strategy,
+      lambda: tf.data.Dataset.from_tensor_slices((inputs, targets)).skip(start).prefetch(2))
   for step, ((x, y), _) in enumerate(batches, start=start + 1):
     seed = train_state.rng.make_seeds(1)[:, 0]  # one seed for all replicas: global masks
     nll, state = train_step(x, y, state, lr_tensor, tf.cast(seed, tf.int32))

@@ -125,8 +125,8 @@ def test_rerun_resumes_and_continues_the_schedule(trained, ptb_slice, tmp_path):
 def test_kill_mid_epoch_then_resume_loses_nothing(ptb_slice, tmp_path):
   args = ["--model=test", f"--data_dir={ptb_slice}", f"--model_dir={tmp_path}",
           "--hidden_size=16", "--checkpoint_every_steps=50"]
-  process = subprocess.Popen([sys.executable, "-m", "ptb.train", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+  process = subprocess.Popen([sys.executable, "-m", "ptb.train", *args], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 120
   while time.time() < deadline and not list((tmp_path / "checkpoints").glob("ckpt-2.index")):
     time.sleep(0.2)

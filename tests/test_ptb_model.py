@@ -9,8 +9,8 @@ import tensorflow as tf
 from ptb import configs, train
 from ptb.model import PTBModel, token_nll
 
-TINY = dataclasses.replace(configs.TestConfig(), init_scale=0.5, vocab_size=50, hidden_size=8, num_layers=2,
-                           num_steps=3, batch_size=4, max_grad_norm=1e9)
+TINY = dataclasses.replace(configs.TestConfig(), init_scale=0.5, vocab_size=50, hidden_size=8,
+                           num_layers=2, num_steps=3, batch_size=4, max_grad_norm=1e9)
 
 
 def build(config, seed=0):

@@ -215,7 +215,7 @@ def load_examples(config, data_dir):
           steps_per_epoch, math.ceil(len(test_labels) / config.batch_size))
 
 
-def build_or_restore(config, model_dir, strategy):
+def build_or_restore(config, chief, strategy):
   """Builds the model, optimizer and State, restoring MODEL_DIR/checkpoints' latest if any.
 
   Returns:
@@ -228,7 +228,7 @@ def build_or_restore(config, model_dir, strategy):
   state = State()
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state.variables())
   manager, restored = storage.checkpoint_manager(
-      checkpoint, model_dir, save_dir=distribute.ChiefDir(strategy, model_dir).path)
+      checkpoint, chief.model_dir, save_dir=chief.path)
   if restored:
     log("resumed from %s: %d of %d epochs done, %d steps into the next", restored,
         int(state.epoch), config.epochs, int(state.step))
@@ -259,7 +259,7 @@ def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
   log("precision %s", config.precision)
   keras.utils.set_random_seed(config.seed)
   train_examples, test_examples, steps_per_epoch, test_steps = load_examples(config, data_dir)
-  model, optimizer, state, manager = build_or_restore(config, chief.model_dir, strategy)
+  model, optimizer, state, manager = build_or_restore(config, chief, strategy)
   state.mark = started
   train_step, eval_step = make_steps(model, optimizer, config.jit_compile, strategy)
   summaries = Summaries(str(chief.path))

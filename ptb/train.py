@@ -216,7 +216,7 @@ def load_data(options, config):
   return ids, vocab
 
 
-def build(config, model_dir, options, strategy):
+def build(config, chief, options, strategy):
   """The model (its variables mirrored on every replica) and the TrainState, restored if saved.
 
   Returns:
@@ -229,8 +229,7 @@ def build(config, model_dir, options, strategy):
   # Outside the scope: position, state and sums are the same on every worker, not mirrored.
   train_state = TrainState(model, config, options.seed)
   manager, restored = storage.checkpoint_manager(
-      tf.train.Checkpoint(train=train_state), model_dir,
-      save_dir=distribute.ChiefDir(strategy, model_dir).path)
+      tf.train.Checkpoint(train=train_state), chief.model_dir, save_dir=chief.path)
   if restored:
     logging.info("resumed from %s: epoch %d, step %d", restored,
                  int(train_state.epoch.numpy()) + 1, int(train_state.step.numpy()))
@@ -251,7 +250,7 @@ def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
   ids, vocab = load_data(options, config)
   config = dataclasses.replace(config, vocab_size=len(vocab))
   _check_config(chief.model_dir, config, write=chief.chief)
-  model, train_state, manager = build(config, chief.model_dir, options, strategy)
+  model, train_state, manager = build(config, chief, options, strategy)
   train_step, eval_step = make_steps(model, config, options.jit_compile, strategy)
   inputs, targets = data.windows(ids["train"], config.batch_size, config.num_steps)
   summaries = Summaries(str(out))

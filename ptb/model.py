@@ -42,6 +42,11 @@ class PTBModel(keras.layers.Layer):
     # Dropout only between layers, never on the recurrent connections (Zaremba et al. sec. 3).
     self.dropout_rate = 1.0 - config.keep_prob
 
+  def create_variables(self):
+    """Creates the weights now if no call has yet (Keras creates them on the first call)."""
+    if not self.weights:
+      self(tf.zeros([1, 1], tf.int32), self.zero_state(1))
+
   def zero_state(self, batch_size):
     """[num_layers, 2, batch, hidden] zeros: the state at the start of an epoch or evaluation."""
     return tf.zeros([self.config.num_layers, 2, batch_size, self.config.hidden_size])

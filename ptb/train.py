@@ -66,6 +66,8 @@ def make_steps(model, config, jit_compile=False, strategy=None):
   """
   strategy = strategy or tf.distribute.get_strategy()
   batch_size = config.batch_size
+  with strategy.scope():
+    model.create_variables()  # the step must see every variable it trains
   variables = model.trainable_variables
 
   def gradients(inputs, targets, state, seed, first_row):
@@ -225,7 +227,7 @@ def build(config, chief, options, strategy):
   keras.utils.set_random_seed(options.seed)
   with strategy.scope():
     model = PTBModel(config, options.precision)
-    model(tf.zeros([1, 1], tf.int32), model.zero_state(1))  # create the variables
+    model.create_variables()
   # Outside the scope: position, state and sums are the same on every worker, not mirrored.
   train_state = TrainState(model, config, options.seed)
   manager, restored = storage.checkpoint_manager(

@@ -40,11 +40,17 @@ def peak_matmul_flops(dtype=tf.float32, n=2048, repeats=10):
   return 2 * n ** 3 / best
 
 
+class Elapsed(float):
+  """Seconds a variant measured itself: returned by a variant whose call has setup and
+  teardown that are not steps (a `model.fit` call), so only the steps count."""
+
+
 def time_interleaved(variants, steps, repeats, warmup=3):
   """Seconds per step of each variant: `repeats` rounds of `steps` calls, round robin.
 
   Args:
-    variants: name -> zero-argument callable running one step and returning a tensor.
+    variants: name -> zero-argument callable running one step and returning a tensor, or an
+      `Elapsed` for the seconds of its steps.
     steps: calls per timed block (the last result is fetched, so the block is finished).
     repeats: timed blocks per variant.
     warmup: untimed calls per variant first (tracing, XLA compilation).
@@ -62,7 +68,8 @@ def time_interleaved(variants, steps, repeats, warmup=3):
       for _ in range(steps):
         out = fn()
       _fetch(out)
-      times[name].append((time.perf_counter() - start) / steps)
+      seconds = out if isinstance(out, Elapsed) else time.perf_counter() - start
+      times[name].append(seconds / steps)
   return times
 
 

@@ -14,12 +14,15 @@ class LSTM(keras.layers.Layer):
     kernel_initializer, recurrent_initializer: for the input and recurrent weights.
     forget_bias: initial value of the forget gate's bias (the rest start at 0). ptb uses 0
       (the tutorial's BasicLSTMCell(forget_bias=0.0)); 1.0 is Keras' unit_forget_bias.
+    row_groups: run the batch's rows as this many independent chains of steps (see
+      `_in_row_groups`); 1 runs them as one.
   """
 
   def __init__(self, units, kernel_initializer, recurrent_initializer, forget_bias=0.0,
-               **kwargs):
+               row_groups=1, **kwargs):
     super().__init__(**kwargs)
     self.units = units
+    self.row_groups = row_groups
     self.kernel_initializer = kernel_initializer
     self.recurrent_initializer = recurrent_initializer
     self.forget_bias = forget_bias
@@ -53,7 +56,7 @@ class LSTM(keras.layers.Layer):
     recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)  # compute dtype
     if projected.shape[0] is not None:
       # Static window (training, evaluation): unrolled, 1.5x faster than a loop on CPU.
-      return _unrolled(projected, h, c, recurrent_kernel)
+      return _in_row_groups(projected, h, c, recurrent_kernel, self.row_groups)
     # Any length (the exported scoring signature): a graph loop over time.
     hs, cs = tf.scan(lambda carry, x: _step(carry, x, recurrent_kernel), projected,
                      initializer=(h, c))
@@ -69,6 +72,36 @@ def _step(carry, projected_t, recurrent_kernel):
   c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
   h = tf.sigmoid(o) * tf.tanh(c)
   return h, c
+
+
+def default_row_groups(jit_compile=False):
+  """What `LSTM(row_groups=...)` should be here: 2 on a CPU, else 1.
+
+  Measured on our 2-core CPU (mnist_rnn, batch 128, bfloat16): 2 groups make the train step
+  1.17x faster than 1, 4 groups 0.97x. Under XLA (`jit_compile`) the groups only double the
+  compile time (58 s against 15 s for mnist_rnn), and a GPU runs each step as a few kernels
+  whatever the batch, so splitting the rows there only adds kernel launches.
+  """
+  return 1 if jit_compile or tf.config.list_physical_devices("GPU") else 2
+
+
+def _in_row_groups(projected, h, c, recurrent_kernel, groups):
+  """`_unrolled` on `groups` slices of the batch's rows: outputs [B, T, H], final h, c.
+
+  The rows are independent sequences, so each slice is a separate chain of small per-step
+  ops. TensorFlow's executor runs ready ops of different chains on its inter-op threads at
+  once, which keeps both cores of a small CPU busy; one chain waits on every small op in turn.
+  Each row's numbers are the same either way.
+  """
+  if groups == 1:
+    return _unrolled(projected, h, c, recurrent_kernel)
+  batch = tf.shape(h)[0]
+  sizes = tf.stack([batch // groups] * (groups - 1) + [batch - (groups - 1) * (batch // groups)])
+  chains = [_unrolled(projected_rows, h_rows, c_rows, recurrent_kernel)
+            for projected_rows, h_rows, c_rows in zip(tf.split(projected, sizes, axis=1),
+                                                      tf.split(h, sizes), tf.split(c, sizes))]
+  outputs, h, c = zip(*chains)
+  return tf.concat(outputs, 0), tf.concat(h, 0), tf.concat(c, 0)
 
 
 def _unrolled(projected, h, c, recurrent_kernel):

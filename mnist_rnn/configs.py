@@ -30,6 +30,10 @@ class Config:
   # lstm cells: common.lstm.LSTM (input projection outside the time loop, loop unrolled)
   # instead of keras.layers.LSTM; the same model, faster on CPU (ptb/benchmark numbers).
   fused_lstm: bool = True
+  # Fused LSTM cells: the batch's rows run as this many independent chains of steps, which a
+  # CPU's cores run in parallel (common.lstm; 0: common.lstm.default_row_groups(), 2 on a CPU
+  # without XLA, else 1). The same numbers for every row, only faster.
+  row_groups: int = 0
   # auto: mixed_bfloat16 where the hardware is fast at it (1.57x the float32 train step on
   # our 2-core AVX-512 BF16 CPU, 98.66% against 98.63% test accuracy, measured), else float32.
   precision: str = "auto"

@@ -1,8 +1,8 @@
 """The recurrent classifier: 28 rows in, one at a time; the last hidden state picks the digit."""
 import keras
 
+from common import lstm as common_lstm
 from common import precision
-from common.lstm import LSTM
 from mnist_rnn.data import IMAGE_SIZE, NUM_CLASSES
 
 RNN_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
@@ -46,9 +46,12 @@ def _fused_lstm(x, config, policy, index, last):
   (Glorot kernel, orthogonal recurrent kernel, forget bias 1), input projection hoisted out
   of the 28-step loop and the loop unrolled.
   """
+  row_groups = config.row_groups or common_lstm.default_row_groups(config.jit_compile)
+
   def lstm(name):
-    return LSTM(config.hidden_size, keras.initializers.GlorotUniform(),
-                keras.initializers.Orthogonal(), forget_bias=1.0, dtype=policy, name=name)
+    return common_lstm.LSTM(config.hidden_size, keras.initializers.GlorotUniform(),
+                            keras.initializers.Orthogonal(), forget_bias=1.0,
+                            row_groups=row_groups, dtype=policy, name=name)
 
   outputs, h, _ = lstm(f"lstm_{index}")(x)  # [batch, 28, hidden], [batch, hidden]
   if not config.bidirectional:

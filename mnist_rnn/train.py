@@ -361,13 +361,17 @@ def define_flags():
   flags.DEFINE_bool("bidirectional", default.bidirectional, "Read the rows both ways.")
   flags.DEFINE_bool("fused_lstm", default.fused_lstm, "LSTM cells: our layer with the input "
                     "projection outside the time loop, instead of keras.layers.LSTM.")
+  flags.DEFINE_integer("row_groups", default.row_groups, "Fused LSTM: run the batch's rows as "
+                       "this many independent chains, in parallel on a CPU (0: 2 on a CPU "
+                       "without XLA, else 1).")
   flags.DEFINE_integer("max_steps_per_epoch", default.max_steps_per_epoch,
                        "Cut each epoch after this many steps (0: the whole training set).")
   flags.DEFINE_integer("log_every_steps", default.log_every_steps, "Steps between log lines.")
   flags.DEFINE_integer("checkpoint_every_steps", default.checkpoint_every_steps,
                        "Also checkpoint every N steps within an epoch (0: at epoch ends only).")
   flags.register_validator("lr_decay", lambda v: 0 < v <= 1, "--lr_decay must be in (0, 1]")
-  for name in ("epochs", "max_steps_per_epoch", "lr_decay_start", "checkpoint_every_steps"):
+  for name in ("epochs", "max_steps_per_epoch", "lr_decay_start", "checkpoint_every_steps",
+               "row_groups"):
     common_flags.non_negative(name)
   for name in ("batch_size", "learning_rate", "hidden_size", "num_layers", "log_every_steps"):
     common_flags.positive(name)

@@ -30,7 +30,7 @@ class RunOptions:
   seed: int = 0
   use_synthetic_data: bool = False
   checkpoint_every_steps: int = 500
-  # XLA fuses the per-step gate arithmetic: 1.15x our float32 step on CPU, and the same
+  # XLA fuses the per-step gate arithmetic: 1.13x our float32 step on CPU, and the same
   # perplexity over a full small run (measured, README).
   jit_compile: bool = True
   precision: str = "float32"

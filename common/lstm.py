@@ -81,9 +81,9 @@ def default_row_groups(jit_compile=False):
   """What `LSTM(row_groups=...)` should be here: 2 on a CPU, else 1.
 
   Measured on our 2-core CPU (mnist_rnn, batch 128, bfloat16): 2 groups make the train step
-  1.17x faster than 1, 4 groups 0.97x. Under XLA (`jit_compile`) the groups only double the
-  compile time (58 s against 15 s for mnist_rnn), and a GPU runs each step as a few kernels
-  whatever the batch, so splitting the rows there only adds kernel launches.
+  1.12-1.27x faster than 1 (seven runs), 4 groups 1.03x. Under XLA (`jit_compile`) the groups
+  only lengthen the compile (58 s against 15 s, mnist_rnn's test config). Not measured on a
+  GPU, where a step is a few kernels whatever the batch, so we keep 1 there.
   """
   return 1 if jit_compile or tf.config.list_physical_devices("GPU") else 2
 

@@ -176,7 +176,8 @@ def test_bad_data_file_is_a_clean_error_that_damages_nothing(case, mnist_tiny_di
   assert snapshot(tiny_model_dir) == before
 
 
-@pytest.mark.parametrize("flag", ["--epochs=-1", "--cell=transformer", "--batch_size=0"])
+@pytest.mark.parametrize("flag", ["--epochs=-1", "--cell=transformer", "--batch_size=0",
+                                  "--row_groups=-1"])
 def test_invalid_flag_is_a_clean_error_naming_it(flag, tiny_model_dir):
   before = snapshot(tiny_model_dir)
   result = run_cli("mnist_rnn.train", flag, f"--model_dir={tiny_model_dir}")

@@ -1,6 +1,7 @@
 """Times the MNIST RNN train and eval steps on synthetic data of the real shapes; prints JSON.
 
-Usage: python -m mnist_rnn.benchmark [--config=test] [--precision=mixed_bfloat16] [--jit_compile]
+Usage: python -m mnist_rnn.benchmark [--config=test] [--precision=mixed_bfloat16]
+                                     [--jit_compile] [--row_groups=N]
        python -m mnist_rnn.benchmark --compare   # our step variants vs a plain model.fit
 """
 import dataclasses
@@ -115,7 +116,8 @@ def _repeat(step, steps):
 def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
-  config = dataclasses.replace(configs.CONFIGS[FLAGS.config], precision=precision.resolve(FLAGS.precision),
+  config = dataclasses.replace(configs.CONFIGS[FLAGS.config],
+                               precision=precision.resolve(FLAGS.precision),
                                jit_compile=FLAGS.jit_compile, fused_lstm=FLAGS.fused_lstm,
                                row_groups=FLAGS.row_groups)
   benchmark.print_json(run(config, FLAGS.compare, FLAGS.steps, FLAGS.repeats))

@@ -70,7 +70,7 @@ def _ptb_steps(strategy, weights, jit_compile, steps=4):
   """Trains PTB_TINY `steps` windows from `weights`; returns (NLLs, weights, final state)."""
   with strategy.scope():
     model = PTBModel(PTB_TINY)
-    model(tf.zeros([1, 1], tf.int32), model.zero_state(1))
+    model.create_variables()
   model.set_weights(weights)
   train_step, _ = ptb_train.make_steps(model, PTB_TINY, jit_compile, strategy)
   ids = np.random.default_rng(1).integers(0, PTB_TINY.vocab_size, 200)
@@ -89,7 +89,7 @@ def _ptb_steps(strategy, weights, jit_compile, steps=4):
 def test_ptb_two_replicas_train_like_one_device(jit_compile):
   keras.utils.set_random_seed(0)
   reference = PTBModel(PTB_TINY)
-  reference(tf.zeros([1, 1], tf.int32), reference.zero_state(1))
+  reference.create_variables()
   weights = reference.get_weights()
   one = _ptb_steps(tf.distribute.get_strategy(), weights, jit_compile)
   two = _ptb_steps(two_replicas(), weights, jit_compile)

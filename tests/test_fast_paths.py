@@ -58,7 +58,7 @@ PTB_TINY = dataclasses.replace(ptb_configs.SmallConfig(), vocab_size=300, hidden
 def _ptb_model(precision="float32", fused_lstm=True):
   keras.utils.set_random_seed(0)
   model = PTBModel(dataclasses.replace(PTB_TINY, fused_lstm=fused_lstm), precision)
-  model(tf.zeros([1, 1], tf.int32), model.zero_state(1))
+  model.create_variables()
   return model
 
 

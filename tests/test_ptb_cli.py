@@ -47,7 +47,7 @@ def _restored_model(model_dir):
   from ptb import configs, train  # pylint: disable=import-outside-toplevel
   config = configs.TestConfig(**json.loads((model_dir / "config.json").read_text()))
   model = train.PTBModel(config)
-  model(tf.zeros([1, 1], tf.int32), model.zero_state(1))
+  model.create_variables()
   checkpoint = tf.train.Checkpoint(train=train.TrainState(model, config, 0))
   checkpoint.restore(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).expect_partial()
   return model

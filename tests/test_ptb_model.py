@@ -16,7 +16,7 @@ TINY = dataclasses.replace(configs.TestConfig(), init_scale=0.5, vocab_size=50, 
 def build(config, seed=0):
   keras.utils.set_random_seed(seed)
   model = PTBModel(config)
-  model(tf.zeros([1, 1], tf.int32), model.zero_state(1))
+  model.create_variables()
   return model
 
 

@@ -2,7 +2,9 @@
 import hashlib
 import os
 import pathlib
+import socket
 import tempfile
+import urllib.parse
 import urllib.request
 
 from common.errors import UserError
@@ -50,6 +52,20 @@ def download(url, destination, timeout=60):
     if os.path.exists(tmp):
       os.remove(tmp)
   return destination
+
+
+def check_reachable(url, timeout=10):
+  """Raises OSError within about `timeout` seconds when `url`'s host takes no connections.
+
+  For downloaders that retry for minutes before giving up offline (tensorflow-datasets:
+  3.5 minutes on our offline CI machine, measured): ask once, quickly, first.
+  """
+  parts = urllib.parse.urlsplit(url)
+  port = parts.port or (443 if parts.scheme == "https" else 80)
+  try:
+    socket.create_connection((parts.hostname, port), timeout=timeout).close()
+  except OSError as e:
+    raise OSError(f"cannot reach {parts.hostname}: {e}") from None
 
 
 def verify_sha256(path, expected):

@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from common import data_dir as data_dirs
 from common.errors import UserError
 
 IMAGE_SIZE = 28
@@ -26,6 +27,7 @@ FILES = {  # split -> (images file, labels file), as published at yann.lecun.com
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+TFDS_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # where tfds' mnist downloads from
 REFETCH = "replace it with the original from the MNIST site, or remove the four files to use " \
           "tensorflow-datasets"
 
@@ -107,8 +109,11 @@ def load_tfds(data_dir):
   import tensorflow_datasets as tfds  # slow to import; only this fallback needs it
 
   try:
-    splits = tfds.load("mnist", split=["train", "test"], data_dir=str(data_dir),
-                       as_supervised=True)
+    builder = tfds.builder("mnist", data_dir=str(data_dir))
+    if not builder.is_prepared():
+      data_dirs.check_reachable(TFDS_URL)
+    builder.download_and_prepare()
+    splits = builder.as_dataset(split=["train", "test"], as_supervised=True)
   except Exception as e:  # pylint: disable=broad-except: offline, tfds fails in many ways
     reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     raise UserError(f"could not get MNIST from tensorflow-datasets ({reason}); put "

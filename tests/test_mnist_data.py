@@ -1,5 +1,6 @@
 """mnist_rnn.data: the IDX reader and its failure modes, tensorflow-datasets, pipelines, images."""
 import gzip
+import socket
 from unittest import mock
 
 import numpy as np
@@ -73,8 +74,10 @@ def test_images_of_the_wrong_size_are_refused(mnist_tiny_dir):
 
 
 def test_directory_without_idx_files_uses_tensorflow_datasets(tmp_path):
-  with tfds.testing.mock_data(num_examples=7):
+  with tfds.testing.mock_data(num_examples=7), \
+       mock.patch.object(data.data_dirs, "check_reachable") as check_reachable:
     mnist = data.load(tmp_path)
+  check_reachable.assert_called_once_with(data.TFDS_URL)  # not yet prepared: it downloads
   for split in ("train", "test"):
     images, labels = mnist[split]
     assert images.shape == (7, 28, 28) and images.dtype == np.uint8
@@ -82,10 +85,33 @@ def test_directory_without_idx_files_uses_tensorflow_datasets(tmp_path):
 
 
 def test_tensorflow_datasets_failure_says_how_to_provide_the_files(tmp_path):
-  with mock.patch.object(tfds, "load", side_effect=OSError("network is unreachable")):
+  with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare",
+                         side_effect=OSError("network is unreachable")), \
+       mock.patch.object(data.data_dirs, "check_reachable"):
     with pytest.raises(UserError, match="network is unreachable") as error:
       data.load(tmp_path)
   assert "--data_dir" in str(error.value) and TRAIN_IMAGES in str(error.value)
+
+
+def test_offline_it_stops_before_tensorflow_datasets_retries(tmp_path):
+  # Offline, tfds retries its download for minutes; we ask the host once and stop.
+  unreachable = OSError("cannot reach storage.googleapis.com: Name or service not known")
+  with mock.patch.object(data.data_dirs, "check_reachable", side_effect=unreachable), \
+       mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare") as download:
+    with pytest.raises(UserError, match="cannot reach storage.googleapis.com") as error:
+      data.load(tmp_path)
+  download.assert_not_called()
+  assert "--data_dir" in str(error.value) and TRAIN_IMAGES in str(error.value)
+
+
+def test_check_reachable_tells_a_closed_port_from_an_open_one():
+  with socket.socket() as listening:
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    data.data_dirs.check_reachable(f"http://127.0.0.1:{port}/file")  # accepts: no error
+  with pytest.raises(OSError, match="cannot reach 127.0.0.1"):
+    data.data_dirs.check_reachable(f"http://127.0.0.1:{port}/file", timeout=2)  # now closed
 
 
 def test_synthetic_data_has_mnist_shapes():

@@ -4,7 +4,9 @@ from absl import flags
 from common import distribute, precision
 
 
-def define_common_flags(data_env_var, default_precision="float32", default_jit_compile=False):
+def define_common_flags(data_env_var, default_precision="float32", default_jit_compile=False,
+                        precisions=precision.CHOICES, auto_precision="mixed_bfloat16"):
+  """The flags of both train commands; `precisions` and `auto_precision` are the app's own."""
   flags.DEFINE_string("data_dir", "", f"Dataset directory (default: ${data_env_var}, then "
                       "~/.cache/rnn_tutorials/<dataset>, downloading there if needed).")
   flags.DEFINE_string("model_dir", "/tmp/model", "Checkpoints, TensorBoard logs, metrics.json "
@@ -14,9 +16,9 @@ def define_common_flags(data_env_var, default_precision="float32", default_jit_c
                     "speed without the dataset.")
   flags.DEFINE_bool("jit_compile", default_jit_compile,
                     "Compile the train and eval steps with XLA.")
-  flags.DEFINE_enum("precision", default_precision, list(precision.CHOICES),
+  flags.DEFINE_enum("precision", default_precision, list(precisions),
                     "Compute dtype; mixed_* keeps float32 master weights and float32 loss; auto "
-                    "is mixed_bfloat16 on hardware with fast bfloat16 (AVX-512 BF16 or AMX "
+                    f"is {auto_precision} on hardware with fast bfloat16 (AVX-512 BF16 or AMX "
                     "CPUs, GPUs of compute capability 8.0+), else float32.")
 
   flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES),

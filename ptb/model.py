@@ -13,6 +13,11 @@ import keras
 import tensorflow as tf
 
 from common.lstm import LSTM
+from ptb.softmax import bfloat16_softmax_nll
+
+# The precision that keeps the model float32 but runs the training softmax's matmuls on
+# bfloat16 inputs with float32 outputs (ptb.softmax; needs XLA).
+BFLOAT16_SOFTMAX = "bfloat16_softmax"
 
 
 class PTBModel(keras.layers.Layer):
@@ -23,6 +28,10 @@ class PTBModel(keras.layers.Layer):
   """
 
   def __init__(self, config, precision="float32", **kwargs):
+    # bfloat16_softmax: the layers compute in float32; only the training loss's softmax
+    # matmuls take bfloat16 inputs (ptb.softmax).
+    self.bfloat16_softmax = precision == BFLOAT16_SOFTMAX
+    precision = "float32" if self.bfloat16_softmax else precision
     super().__init__(dtype=precision, **kwargs)
     # The state stays float32 under a mixed policy (Keras would cast it to bfloat16).
     self._convert_input_args = False
@@ -65,6 +74,20 @@ class PTBModel(keras.layers.Layer):
     Returns:
       logits [batch, steps, vocab] and the new state, shaped like `state`.
     """
+    outputs, state = self.hidden(inputs, state, dropout_seed, rows)
+    return self.softmax(outputs), state
+
+  def nll(self, inputs, targets, state, dropout_seed=None, rows=None):
+    """The training loss: summed NLL of `targets` [batch, steps], and the new state."""
+    outputs, state = self.hidden(inputs, state, dropout_seed, rows)
+    if self.bfloat16_softmax:
+      words = tf.reshape(outputs, [-1, self.config.hidden_size])  # [batch * steps, hidden]
+      return bfloat16_softmax_nll(words, self.softmax.kernel, self.softmax.bias,
+                                  tf.reshape(targets, [-1])), state
+    return token_nll(self.softmax(outputs), targets), state
+
+  def hidden(self, inputs, state, dropout_seed=None, rows=None):
+    """`call` up to the softmax: the last layer's outputs [batch, steps, hidden], the state."""
     state = tf.convert_to_tensor(state, tf.float32)
     x = self._dropout(self.embedding(inputs), dropout_seed, 0, rows)  # [batch, steps, hidden]
     final_states = []
@@ -75,7 +98,7 @@ class PTBModel(keras.layers.Layer):
         x, h, c = lstm(x, initial_state=[state[layer, 0], state[layer, 1]])
       x = self._dropout(x, dropout_seed, layer + 1, rows)
       final_states.append(tf.stack([tf.cast(h, tf.float32), tf.cast(c, tf.float32)]))
-    return self.softmax(x), tf.stack(final_states)
+    return x, tf.stack(final_states)
 
   def _dropout(self, x, seed, site, rows):
     """tf.nn.experimental.stateless_dropout, with the mask drawn for the global batch."""

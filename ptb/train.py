@@ -18,7 +18,7 @@ from common.errors import UserError
 from common.flags import define_common_flags, positive, strategy_from_flags
 from common.progress import Progress, Summaries, format_seconds
 from ptb import configs, data, export
-from ptb.model import PTBModel, token_nll
+from ptb.model import BFLOAT16_SOFTMAX, PTBModel, token_nll
 
 TEST_WINDOW = 50  # batch-1 test windows: the state is carried, so any length gives one number
 
@@ -65,6 +65,9 @@ def make_steps(model, config, jit_compile=False, strategy=None):
   (each replica's rows, `common.distribute`) and the NLL is summed over replicas.
   """
   strategy = strategy or tf.distribute.get_strategy()
+  if model.bfloat16_softmax and not jit_compile:
+    raise UserError(f"{BFLOAT16_SOFTMAX} needs jit_compile: only XLA multiplies bfloat16 inputs "
+                    "into float32 logits")
   batch_size = config.batch_size
   with strategy.scope():
     model.create_variables()  # the step must see every variable it trains
@@ -74,8 +77,7 @@ def make_steps(model, config, jit_compile=False, strategy=None):
     # `state` comes in as a plain tensor, so the gradient stops at the window's edge.
     with tf.GradientTape() as tape:
       rows = tf.stack([first_row, batch_size])  # this replica's rows of the global batch
-      logits, state = model(inputs, state, dropout_seed=seed, rows=rows)
-      nll = token_nll(logits, targets)
+      nll, state = model.nll(inputs, targets, state, dropout_seed=seed, rows=rows)
       # Summed over time steps, averaged over the (global) batch: the tutorial's
       # sequence_loss with average_across_timesteps=False, what makes learning rate 1.0 right.
       loss = nll / tf.cast(batch_size, tf.float32)
@@ -331,9 +333,28 @@ def _check_config(model_dir, config, write=True):
     storage.write_json(path, wanted)
 
 
+def resolve_precision(name, jit_compile):
+  """The --precision to train with: 'auto' is bfloat16_softmax where that is fast, else float32.
+
+  bfloat16_softmax is the fastest numerically safe mode (README: same perplexity as float32);
+  the whole model in bfloat16 (mixed_bfloat16) is faster still but loses perplexity.
+  """
+  if name == "mixed_float16":
+    raise UserError("--precision=mixed_float16 needs loss scaling, which ptb's plain SGD does "
+                    "not do: use float32, bfloat16_softmax or mixed_bfloat16")
+  if name == BFLOAT16_SOFTMAX and not jit_compile:
+    raise UserError(f"--precision={BFLOAT16_SOFTMAX} needs --jit_compile: only XLA multiplies "
+                    "bfloat16 inputs into float32 logits; use --precision=float32 without it")
+  if name == "auto":
+    return BFLOAT16_SOFTMAX if jit_compile and precision.has_fast_bfloat16() else "float32"
+  return name
+
+
 def define_flags():
   """The command line: --model picks a config, a flag per config field overrides it."""
-  define_common_flags("PTB_DATA_DIR", default_jit_compile=True)
+  define_common_flags("PTB_DATA_DIR", default_precision="auto", default_jit_compile=True,
+                      precisions=precision.CHOICES + (BFLOAT16_SOFTMAX,),
+                      auto_precision=f"{BFLOAT16_SOFTMAX} (with --jit_compile)")
   flags.DEFINE_alias("data_path", "data_dir")   # the tutorial's names
   flags.DEFINE_alias("save_path", "model_dir")
   flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration (paper's rows).")
@@ -357,15 +378,12 @@ def main(argv):
   del argv
   flag = flags.FLAGS
   strategy = strategy_from_flags()  # first: multi-worker and logical devices need that
-  if flag.precision == "mixed_float16":
-    raise UserError("--precision=mixed_float16 needs loss scaling, which ptb's plain SGD does "
-                    "not do: use float32 or mixed_bfloat16")
   config = configs.get_config(flag.model, **{name: flag[name].value for name in configs.FIELDS})
   options = RunOptions(data_dir=flag.data_dir, seed=flag.seed,
                        use_synthetic_data=flag.use_synthetic_data,
                        checkpoint_every_steps=flag.checkpoint_every_steps,
                        jit_compile=flag.jit_compile,
-                       precision=precision.resolve(flag.precision))
+                       precision=resolve_precision(flag.precision, flag.jit_compile))
   logging.info("config %s: %s; precision %s", flag.model, config, options.precision)
   results = train_and_evaluate(config, flag.model_dir, options, strategy)
   logging.info("test perplexity %.3f in %.0f s%s", results["test_perplexity"],

@@ -160,7 +160,7 @@ def batches(dataset, batch_size, shuffle_seed=None):
   if shuffle_seed is not None:
     dataset = dataset.shuffle(dataset.cardinality(), seed=shuffle_seed)
   dataset = dataset.batch(batch_size).map(lambda x, y: (preprocess(x), y))
-  return dataset.prefetch(tf.data.AUTOTUNE)
+  return dataset.prefetch(2)  # a fixed buffer: common.distribute turns autotuning off
 
 
 def read_image(path, invert=False):

@@ -1,6 +1,10 @@
 """An LSTM layer built for speed on CPU and GPU, shared by both apps."""
+import functools
+
 import keras
 import tensorflow as tf
+
+from common import bfloat16
 
 
 class LSTM(keras.layers.Layer):
@@ -41,35 +45,46 @@ class LSTM(keras.layers.Layer):
     return tf.concat([tf.zeros([units]), tf.fill([units], float(self.forget_bias)),
                       tf.zeros([2 * units])], axis=0)
 
-  def call(self, inputs, h=None, c=None):
+  def call(self, inputs, h=None, c=None, bfloat16_matmuls=False):
     """inputs [batch, steps, in], h and c [batch, units] -> outputs [batch, steps, units], h, c.
 
     h and c default to zeros.
 
     Under a mixed policy the matmuls run in the compute dtype (bfloat16) while the cell
-    state c and the gate arithmetic stay float32.
+    state c and the gate arithmetic stay float32. With `bfloat16_matmuls` (XLA only) they
+    take bfloat16 inputs and return float32 (`common.bfloat16.matmul`).
     """
     if h is None:
       h = c = tf.zeros([tf.shape(inputs)[0], self.units])
     # Time-major before the matmul: transposing the small input is cheaper than transposing
     # the 4x wider result (mnist_rnn step 1.07x faster, measured).
     inputs = tf.transpose(tf.cast(inputs, self.compute_dtype), [1, 0, 2])  # [T, B, in]
-    projected = tf.einsum("tbi,ig->tbg", inputs, self.kernel)
+    if bfloat16_matmuls:
+      matmul = bfloat16.matmul
+      projected = tf.reshape(matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), self.kernel),
+                             tf.concat([tf.shape(inputs)[:2], [4 * self.units]], 0))
+    else:
+      matmul = _matmul
+      projected = tf.einsum("tbi,ig->tbg", inputs, self.kernel)
     projected = tf.cast(projected, tf.float32) + tf.cast(self.bias, tf.float32)  # [T, B, 4H]
     recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)  # compute dtype
+    step = functools.partial(_step, recurrent_kernel=recurrent_kernel, matmul=matmul)
     if projected.shape[0] is not None:
       # Static window (training, evaluation): unrolled, 1.5x faster than a loop on CPU.
-      return _in_row_groups(projected, h, c, recurrent_kernel, self.row_groups)
+      return _in_row_groups(projected, h, c, step, self.row_groups)
     # Any length (the exported scoring signature): a graph loop over time.
-    hs, cs = tf.scan(lambda carry, x: _step(carry, x, recurrent_kernel), projected,
-                     initializer=(h, c))
+    hs, cs = tf.scan(step, projected, initializer=(h, c))
     return tf.transpose(hs, [1, 0, 2]), hs[-1], cs[-1]
 
 
-def _step(carry, projected_t, recurrent_kernel):
+def _matmul(h, kernel):
+  return tf.matmul(tf.cast(h, kernel.dtype), kernel)
+
+
+def _step(carry, projected_t, recurrent_kernel, matmul=_matmul):
   """One time step: gates [B, 4H] = x W + b (precomputed) + h U; c and h in float32."""
   h, c = carry
-  recurrent = tf.matmul(tf.cast(h, recurrent_kernel.dtype), recurrent_kernel)
+  recurrent = matmul(h, recurrent_kernel)
   gates = projected_t + tf.cast(recurrent, tf.float32)
   i, f, g, o = tf.split(gates, 4, axis=-1)
   c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
@@ -88,7 +103,7 @@ def default_row_groups(jit_compile=False):
   return 1 if jit_compile or tf.config.list_physical_devices("GPU") else 2
 
 
-def _in_row_groups(projected, h, c, recurrent_kernel, groups):
+def _in_row_groups(projected, h, c, step, groups):
   """`_unrolled` on `groups` slices of the batch's rows: outputs [B, T, H], final h, c.
 
   The rows are independent sequences, so each slice is a separate chain of small per-step
@@ -97,20 +112,20 @@ def _in_row_groups(projected, h, c, recurrent_kernel, groups):
   Each row's numbers are the same either way.
   """
   if groups == 1:
-    return _unrolled(projected, h, c, recurrent_kernel)
+    return _unrolled(projected, h, c, step)
   batch = tf.shape(h)[0]
   sizes = tf.stack([batch // groups] * (groups - 1) + [batch - (groups - 1) * (batch // groups)])
-  chains = [_unrolled(projected_rows, h_rows, c_rows, recurrent_kernel)
+  chains = [_unrolled(projected_rows, h_rows, c_rows, step)
             for projected_rows, h_rows, c_rows in zip(tf.split(projected, sizes, axis=1),
                                                       tf.split(h, sizes), tf.split(c, sizes))]
   outputs, h, c = zip(*chains)
   return tf.concat(outputs, 0), tf.concat(h, 0), tf.concat(c, 0)
 
 
-def _unrolled(projected, h, c, recurrent_kernel):
+def _unrolled(projected, h, c, step):
   """The time loop unrolled: projected [T, B, 4H] -> outputs [B, T, H], final h, c."""
   outputs = []
   for projected_t in tf.unstack(projected):
-    h, c = _step((h, c), projected_t, recurrent_kernel)
+    h, c = step((h, c), projected_t)
     outputs.append(h)
   return tf.stack(outputs, axis=1), h, c

@@ -1,6 +1,6 @@
 """Times the PTB train and eval steps on synthetic data of the real shapes; prints JSON.
 
-Usage: python -m ptb.benchmark --model=small [--precision=mixed_bfloat16] [--jit_compile]
+Usage: python -m ptb.benchmark --model=small [--precision=bfloat16_matmuls] [--jit_compile]
        python -m ptb.benchmark --model=small --compare   # every fast path vs a Keras baseline
 """
 import dataclasses
@@ -12,7 +12,7 @@ from absl import flags
 
 from common import benchmark, errors
 from ptb import configs, train
-from ptb.model import PTBModel, forward_flops_per_token
+from ptb.model import BFLOAT16_MATMULS, PTBModel, forward_flops_per_token
 
 FLAGS = flags.FLAGS
 
@@ -85,6 +85,7 @@ def run(config, precision, jit_compile, compare, steps, repeats):
     variants = {"keras_baseline": keras_baseline_step(config)}
     for name, variant_precision, variant_jit, fused in [
         ("float32", "float32", False, True), ("float32_xla", "float32", True, True),
+        ("bfloat16_matmuls_xla", BFLOAT16_MATMULS, True, True),
         ("bfloat16", "mixed_bfloat16", False, True), ("bfloat16_xla", "mixed_bfloat16", True, True),
         # keras.layers.LSTM in our loop: the cuDNN kernel on a GPU (XLA would bypass it)
         ("keras_lstm", "float32", False, False)]:
@@ -109,7 +110,8 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration to time.")
-  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Compute dtype.")
+  flags.DEFINE_enum("precision", "float32", ["float32", BFLOAT16_MATMULS, "mixed_bfloat16"],
+                    f"Compute dtype ({BFLOAT16_MATMULS} needs --jit_compile).")
   flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
   flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM (cuDNN "
                     "on GPU).")

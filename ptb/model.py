@@ -15,9 +15,9 @@ import tensorflow as tf
 from common.lstm import LSTM
 from ptb.softmax import bfloat16_softmax_nll
 
-# The precision that keeps the model float32 but runs the training softmax's matmuls on
-# bfloat16 inputs with float32 outputs (ptb.softmax; needs XLA).
-BFLOAT16_SOFTMAX = "bfloat16_softmax"
+# The precision that keeps the model float32 but runs the training loss's matmuls on
+# bfloat16 inputs with float32 outputs (common.bfloat16, ptb.softmax; needs XLA).
+BFLOAT16_MATMULS = "bfloat16_matmuls"
 
 
 class PTBModel(keras.layers.Layer):
@@ -28,10 +28,10 @@ class PTBModel(keras.layers.Layer):
   """
 
   def __init__(self, config, precision="float32", **kwargs):
-    # bfloat16_softmax: the layers compute in float32; only the training loss's softmax
-    # matmuls take bfloat16 inputs (ptb.softmax).
-    self.bfloat16_softmax = precision == BFLOAT16_SOFTMAX
-    precision = "float32" if self.bfloat16_softmax else precision
+    # bfloat16_matmuls: the layers compute in float32; in the training loss (nll) every
+    # matmul takes bfloat16 inputs and returns float32 (common.bfloat16, ptb.softmax).
+    self.bfloat16_matmuls = precision == BFLOAT16_MATMULS
+    precision = "float32" if self.bfloat16_matmuls else precision
     super().__init__(dtype=precision, **kwargs)
     # The state stays float32 under a mixed policy (Keras would cast it to bfloat16).
     self._convert_input_args = False
@@ -79,21 +79,24 @@ class PTBModel(keras.layers.Layer):
 
   def nll(self, inputs, targets, state, dropout_seed=None, rows=None):
     """The training loss: summed NLL of `targets` [batch, steps], and the new state."""
-    outputs, state = self.hidden(inputs, state, dropout_seed, rows)
-    if self.bfloat16_softmax:
+    outputs, state = self.hidden(inputs, state, dropout_seed, rows, self.bfloat16_matmuls)
+    if self.bfloat16_matmuls:
       words = tf.reshape(outputs, [-1, self.config.hidden_size])  # [batch * steps, hidden]
       return bfloat16_softmax_nll(words, self.softmax.kernel, self.softmax.bias,
                                   tf.reshape(targets, [-1])), state
     return token_nll(self.softmax(outputs), targets), state
 
-  def hidden(self, inputs, state, dropout_seed=None, rows=None):
-    """`call` up to the softmax: the last layer's outputs [batch, steps, hidden], the state."""
+  def hidden(self, inputs, state, dropout_seed=None, rows=None, bfloat16_matmuls=False):
+    """`call` up to the softmax: the last layer's outputs [batch, steps, hidden], the state.
+
+    `bfloat16_matmuls` (XLA only): our LSTM layers' matmuls take bfloat16 inputs.
+    """
     state = tf.convert_to_tensor(state, tf.float32)
     x = self._dropout(self.embedding(inputs), dropout_seed, 0, rows)  # [batch, steps, hidden]
     final_states = []
     for layer, lstm in enumerate(self.lstms):
       if self.config.fused_lstm:
-        x, h, c = lstm(x, state[layer, 0], state[layer, 1])
+        x, h, c = lstm(x, state[layer, 0], state[layer, 1], bfloat16_matmuls=bfloat16_matmuls)
       else:
         x, h, c = lstm(x, initial_state=[state[layer, 0], state[layer, 1]])
       x = self._dropout(x, dropout_seed, layer + 1, rows)

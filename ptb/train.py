@@ -18,7 +18,7 @@ from common.errors import UserError
 from common.flags import define_common_flags, positive, strategy_from_flags
 from common.progress import Progress, Summaries, format_seconds
 from ptb import configs, data, export
-from ptb.model import BFLOAT16_SOFTMAX, PTBModel, token_nll
+from ptb.model import BFLOAT16_MATMULS, PTBModel, token_nll
 
 TEST_WINDOW = 50  # batch-1 test windows: the state is carried, so any length gives one number
 
@@ -65,9 +65,9 @@ def make_steps(model, config, jit_compile=False, strategy=None):
   (each replica's rows, `common.distribute`) and the NLL is summed over replicas.
   """
   strategy = strategy or tf.distribute.get_strategy()
-  if model.bfloat16_softmax and not jit_compile:
-    raise UserError(f"{BFLOAT16_SOFTMAX} needs jit_compile: only XLA multiplies bfloat16 inputs "
-                    "into float32 logits")
+  if model.bfloat16_matmuls and not jit_compile:
+    raise UserError(f"{BFLOAT16_MATMULS} needs jit_compile: only XLA multiplies bfloat16 inputs "
+                    "into float32 results")
   batch_size = config.batch_size
   with strategy.scope():
     model.create_variables()  # the step must see every variable it trains
@@ -334,27 +334,27 @@ def _check_config(model_dir, config, write=True):
 
 
 def resolve_precision(name, jit_compile):
-  """The --precision to train with: 'auto' is bfloat16_softmax where that is fast, else float32.
+  """The --precision to train with: 'auto' is bfloat16_matmuls where that is fast, else float32.
 
-  bfloat16_softmax is the fastest numerically safe mode (README: same perplexity as float32);
+  bfloat16_matmuls is the fastest numerically safe mode (README: the perplexity of float32);
   the whole model in bfloat16 (mixed_bfloat16) is faster still but loses perplexity.
   """
   if name == "mixed_float16":
     raise UserError("--precision=mixed_float16 needs loss scaling, which ptb's plain SGD does "
-                    "not do: use float32, bfloat16_softmax or mixed_bfloat16")
-  if name == BFLOAT16_SOFTMAX and not jit_compile:
-    raise UserError(f"--precision={BFLOAT16_SOFTMAX} needs --jit_compile: only XLA multiplies "
-                    "bfloat16 inputs into float32 logits; use --precision=float32 without it")
+                    "not do: use float32, bfloat16_matmuls or mixed_bfloat16")
+  if name == BFLOAT16_MATMULS and not jit_compile:
+    raise UserError(f"--precision={BFLOAT16_MATMULS} needs --jit_compile: only XLA multiplies "
+                    "bfloat16 inputs into float32 results; use --precision=float32 without it")
   if name == "auto":
-    return BFLOAT16_SOFTMAX if jit_compile and precision.has_fast_bfloat16() else "float32"
+    return BFLOAT16_MATMULS if jit_compile and precision.has_fast_bfloat16() else "float32"
   return name
 
 
 def define_flags():
   """The command line: --model picks a config, a flag per config field overrides it."""
   define_common_flags("PTB_DATA_DIR", default_precision="auto", default_jit_compile=True,
-                      precisions=precision.CHOICES + (BFLOAT16_SOFTMAX,),
-                      auto_precision=f"{BFLOAT16_SOFTMAX} (with --jit_compile)")
+                      precisions=precision.CHOICES + (BFLOAT16_MATMULS,),
+                      auto_precision=f"{BFLOAT16_MATMULS} (with --jit_compile)")
   flags.DEFINE_alias("data_path", "data_dir")   # the tutorial's names
   flags.DEFINE_alias("save_path", "model_dir")
   flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration (paper's rows).")

@@ -177,9 +177,11 @@ def test_missing_data_file(tmp_path):
 @pytest.mark.parametrize("flag,needle", [
     ("--model=huge", "--model"), ("--keep_prob=1.5", "--keep_prob"),
     ("--max_max_epoch=-1", "--max_max_epoch"), ("--batch_size=0", "--batch_size"),
+    ("--precision=bfloat16_matmuls --nojit_compile", "needs --jit_compile"),
+    ("--precision=mixed_float16", "needs loss scaling"),
 ])
 def test_invalid_flags(tmp_path, flag, needle):
-  result = run_cli("ptb.train", flag, "--use_synthetic_data", f"--model_dir={tmp_path}")
+  result = run_cli("ptb.train", *flag.split(), "--use_synthetic_data", f"--model_dir={tmp_path}")
   assert_clean_error(result, needle)
   assert not list(tmp_path.iterdir())
 

@@ -210,7 +210,9 @@ def kill_worker_1_then_restart(module, args, model_dir, log_dir, checkpoint):
 
 
 def test_ptb_two_workers_killed_and_restarted_end_like_one_device(ptb_slice, tmp_path):
-  args = ["--model=test", f"--data_dir={ptb_slice}", "--hidden_size=16",
+  # float32: under bfloat16_matmuls a last-bit difference in the replicas' summed gradients
+  # can round a weight to another bfloat16 (valid perplexity 313.84 against 313.80, measured).
+  args = ["--model=test", f"--data_dir={ptb_slice}", "--hidden_size=16", "--precision=float32",
           "--checkpoint_every_steps=100"]
   one = run_cli("ptb.train", *args, f"--model_dir={tmp_path / 'one'}")
   assert one.returncode == 0, one.stderr[-3000:]

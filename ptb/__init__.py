@@ -25,8 +25,9 @@ Run:
     python -m ptb.train --model=large --num_gpus=4    # tf.distribute; README: many machines
 
 Modules: configs (the four configurations, the learning-rate schedule), data (reader, batcher,
-download), model (PTBModel, the LSTM layer, FLOP count), softmax (the training loss's softmax
-with bfloat16 matmul inputs and float32 outputs), train (training, evaluation, resume;
-the `train` command), export (the SavedModel and the projector), generate, score, benchmark.
+download), model (PTBModel, the LSTM layer, FLOP count; nll, the training loss, with
+bfloat16 matmul inputs and float32 outputs under --precision=bfloat16_matmuls), train
+(training, evaluation, resume; the `train` command), export (the SavedModel and the
+projector), generate, score, benchmark.
 """
 import common  # noqa: F401  first: its logging settings must precede TensorFlow

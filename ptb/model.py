@@ -12,11 +12,11 @@ signature.
 import keras
 import tensorflow as tf
 
+from common import bfloat16
 from common.lstm import LSTM
-from ptb.softmax import bfloat16_softmax_nll
 
 # The precision that keeps the model float32 but runs the training loss's matmuls on
-# bfloat16 inputs with float32 outputs (common.bfloat16, ptb.softmax; needs XLA).
+# bfloat16 inputs with float32 outputs (common.bfloat16; needs XLA).
 BFLOAT16_MATMULS = "bfloat16_matmuls"
 
 
@@ -29,7 +29,7 @@ class PTBModel(keras.layers.Layer):
 
   def __init__(self, config, precision="float32", **kwargs):
     # bfloat16_matmuls: the layers compute in float32; in the training loss (nll) every
-    # matmul takes bfloat16 inputs and returns float32 (common.bfloat16, ptb.softmax).
+    # matmul takes bfloat16 inputs and returns float32 (common.bfloat16).
     self.bfloat16_matmuls = precision == BFLOAT16_MATMULS
     precision = "float32" if self.bfloat16_matmuls else precision
     super().__init__(dtype=precision, **kwargs)
@@ -82,8 +82,9 @@ class PTBModel(keras.layers.Layer):
     outputs, state = self.hidden(inputs, state, dropout_seed, rows, self.bfloat16_matmuls)
     if self.bfloat16_matmuls:
       words = tf.reshape(outputs, [-1, self.config.hidden_size])  # [batch * steps, hidden]
-      return bfloat16_softmax_nll(words, self.softmax.kernel, self.softmax.bias,
-                                  tf.reshape(targets, [-1])), state
+      # float32 logits [batch * steps, vocab]: TensorFlow's bfloat16 MatMul would round them.
+      logits = bfloat16.matmul(words, self.softmax.kernel) + self.softmax.bias
+      return token_nll(logits, tf.reshape(targets, [-1])), state
     return token_nll(self.softmax(outputs), targets), state
 
   def hidden(self, inputs, state, dropout_seed=None, rows=None, bfloat16_matmuls=False):

@@ -1,6 +1,7 @@
 """Times the PTB train and eval steps on synthetic data of the real shapes; prints JSON.
 
-Usage: python -m ptb.benchmark --model=small [--precision=bfloat16_matmuls] [--jit_compile]
+Usage: python -m ptb.benchmark --model=small   # the step ptb.train runs by default
+       python -m ptb.benchmark --model=small --precision=float32 --nojit_compile
        python -m ptb.benchmark --model=small --compare   # every fast path vs a Keras baseline
 """
 import dataclasses
@@ -104,15 +105,18 @@ def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
   config = configs.get_config(FLAGS.model, fused_lstm=FLAGS.fused_lstm)
-  benchmark.print_json(run(config, FLAGS.precision, FLAGS.jit_compile, FLAGS.compare,
+  precision = train.resolve_precision(FLAGS.precision, FLAGS.jit_compile)
+  benchmark.print_json(run(config, precision, FLAGS.jit_compile, FLAGS.compare,
                            FLAGS.steps, FLAGS.repeats))
 
 
 if __name__ == "__main__":
   flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration to time.")
-  flags.DEFINE_enum("precision", "float32", ["float32", BFLOAT16_MATMULS, "mixed_bfloat16"],
-                    f"Compute dtype ({BFLOAT16_MATMULS} needs --jit_compile).")
-  flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
+  # The defaults are ptb.train's, so the plain command times the step a training run takes.
+  flags.DEFINE_enum("precision", "auto", ["auto", "float32", BFLOAT16_MATMULS, "mixed_bfloat16"],
+                    f"Compute dtype (auto: as ptb.train picks it; {BFLOAT16_MATMULS} needs "
+                    "--jit_compile).")
+  flags.DEFINE_bool("jit_compile", True, "XLA-compile the steps.")
   flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM (cuDNN "
                     "on GPU).")
   flags.DEFINE_bool("compare", False, "Also time every fast path against a Keras baseline.")

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from common.lstm import LSTM
-from conftest import run_cli
+from conftest import assert_clean_error, run_cli
 from mnist_rnn import configs as mnist_configs
 from mnist_rnn.model import build_model, forward_flops_per_example
 from ptb import configs as ptb_configs
@@ -162,6 +162,17 @@ def test_benchmarks_print_json_with_every_field(command):
     assert report["compare"]["keras_baseline"]["speedup"] == 1.0
     assert {"float32", "float32_xla", "bfloat16_matmuls_xla", "bfloat16", "bfloat16_xla",
             "keras_lstm"} <= set(report["compare"])
+
+
+def test_ptb_benchmark_times_the_step_ptb_train_runs_by_default():
+  """No flags: the precision and XLA setting of a default `ptb.train` run, as the JSON says."""
+  result = run_cli("ptb.benchmark", "--model=test", "--steps=2", "--repeats=2")
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = json.loads(result.stdout)
+  assert report["jit_compile"] is True
+  assert report["precision"] == ptb_train.resolve_precision("auto", jit_compile=True)
+  assert_clean_error(run_cli("ptb.benchmark", "--model=test", "--precision=bfloat16_matmuls",
+                             "--nojit_compile"), "--precision=bfloat16_matmuls", "--jit_compile")
 
 
 def test_benchmarked_train_steps_train():

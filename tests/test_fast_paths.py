@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import bfloat16
 from common.lstm import LSTM
 from conftest import assert_clean_error, run_cli
 from mnist_rnn import configs as mnist_configs
@@ -33,6 +34,31 @@ def test_our_lstm_equals_keras_lstm_with_the_same_weights():
   dynamic = tf.function(lambda x: ours(x, h0, c0),
                         input_signature=[tf.TensorSpec([3, None, 5], tf.float32)])
   np.testing.assert_allclose(dynamic(inputs)[0], outputs, atol=1e-5)
+
+
+def test_bfloat16_matmul_and_its_gradients_are_float32_products_of_rounded_inputs():
+  """common.bfloat16.matmul: value and both gradients equal float64 products of the
+  bfloat16-rounded operands (and upstream gradient), with float32 results of the right shape."""
+  a, b = tf.random.stateless_normal([6, 5], [0, 1]), tf.random.stateless_normal([5, 7], [0, 2])
+  upstream = tf.random.stateless_normal([6, 7], [0, 3])
+
+  @tf.function(jit_compile=True)
+  def value_and_grads(a, b):
+    with tf.GradientTape() as tape:
+      tape.watch([a, b])
+      product = bfloat16.matmul(a, b)
+      loss = tf.reduce_sum(product * upstream)
+    return (product, *tape.gradient(loss, [a, b]))
+
+  def rounded(x):
+    return tf.cast(tf.cast(x, tf.bfloat16), tf.float64).numpy()
+
+  product, da, db = value_and_grads(a, b)
+  for got, want in [(product, rounded(a) @ rounded(b)),
+                    (da, rounded(upstream) @ rounded(b).T),
+                    (db, rounded(a).T @ rounded(upstream))]:
+    assert got.dtype == tf.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_lstm_row_groups_give_every_row_the_same_numbers():

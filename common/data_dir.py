@@ -9,7 +9,8 @@ import urllib.request
 
 from common.errors import UserError
 
-CACHE_ROOT = pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "rnn_tutorials"
+CACHE_ROOT = (pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser()
+              / "rnn_tutorials")
 
 
 def resolve(flag_value, env_var, name):

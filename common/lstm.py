@@ -45,15 +45,16 @@ class LSTM(keras.layers.Layer):
     return tf.concat([tf.zeros([units]), tf.fill([units], float(self.forget_bias)),
                       tf.zeros([2 * units])], axis=0)
 
-  def call(self, inputs, h=None, c=None, bfloat16_matmuls=False):
+  def call(self, inputs, h=None, c=None, bfloat16_matmuls=False, under_xla=False):
     """inputs [batch, steps, in], h and c [batch, units] -> outputs [batch, steps, units], h, c.
 
     h and c default to zeros.
 
     Under a mixed policy the matmuls run in the compute dtype (bfloat16) while the cell
     state c and the gate arithmetic stay float32. With `bfloat16_matmuls` (XLA only) they
-    take bfloat16 inputs and return float32 (`common.bfloat16.matmul`), and a static window's
-    backward pass is written out (`_bfloat16_unrolled`).
+    take bfloat16 inputs and return float32 (`common.bfloat16.matmul`). With either that or
+    `under_xla` (the caller compiles with XLA) and float32 compute, a static window's
+    backward pass is the written-out one of `_written_out_unrolled`, faster under XLA.
     """
     if h is None:
       h = c = tf.zeros([tf.shape(inputs)[0], self.units])
@@ -72,8 +73,9 @@ class LSTM(keras.layers.Layer):
     step = functools.partial(_step, recurrent_kernel=recurrent_kernel, matmul=matmul)
     if projected.shape[0] is not None:
       # Static window (training, evaluation): unrolled, 1.5x faster than a loop on CPU.
-      if bfloat16_matmuls:
-        chain = functools.partial(_bfloat16_unrolled, recurrent_kernel=recurrent_kernel)
+      if bfloat16_matmuls or (under_xla and self.compute_dtype == "float32"):
+        chain = functools.partial(_written_out_unrolled, recurrent_kernel=recurrent_kernel,
+                                  matmul_dtype=tf.bfloat16 if bfloat16_matmuls else tf.float32)
       else:
         chain = functools.partial(_unrolled, step=step)
       return _in_row_groups(projected, h, c, chain, self.row_groups)
@@ -136,10 +138,13 @@ def _unrolled(projected, h, c, step):
   return tf.stack(outputs, axis=1), h, c
 
 
-def _bfloat16_unrolled(projected, h, c, recurrent_kernel):
-  """`_unrolled` with bfloat16 matmul inputs and float32 results (XLA), and its backward pass
-  written out: the same numbers as differentiating `_step` with `bfloat16.matmul`, 1.04-1.06x
-  faster for the ptb small step (measured, WORKSPACE.md). Two things make it faster:
+def _written_out_unrolled(projected, h, c, recurrent_kernel, matmul_dtype):
+  """`_unrolled` for float32 compute under XLA, with its backward pass written out: the same
+  numbers as differentiating `_step`. The matmuls take `matmul_dtype` inputs (bfloat16 for
+  `bfloat16_matmuls`: `common.bfloat16.matmul`'s roundings) and return float32.
+
+  Faster under XLA, measured on the ptb small step (WORKSPACE.md): 1.07x with bfloat16_matmuls
+  (30.70 against 32.74 ms), 1.05x in float32 (43.62 against 45.62 ms). Two things do it:
 
   - The recurrent kernel's gradient is one [H, T*B] x [T*B, 4H] matmul after the loop, not T
     small ones beside it, which took a core from each step's input-gradient matmul.
@@ -150,13 +155,16 @@ def _bfloat16_unrolled(projected, h, c, recurrent_kernel):
   """
   steps = projected.shape[0]
 
+  def product(a, b, transpose_b=False):  # float32 [m, n]
+    return tf.linalg.matmul(a, b, transpose_b=transpose_b, output_type=tf.float32)
+
   @tf.custom_gradient
   def chain(projected, h, c, recurrent_kernel):
-    kernel16 = tf.cast(recurrent_kernel, tf.bfloat16)  # [H, 4H]
-    h16s, saved, outputs = [], [], []
+    kernel = tf.cast(recurrent_kernel, matmul_dtype)  # [H, 4H]
+    matmul_inputs, saved, outputs = [], [], []
     for t in range(steps):
-      h16s.append(tf.cast(h, tf.bfloat16))
-      gates = projected[t] + tf.linalg.matmul(h16s[-1], kernel16, output_type=tf.float32)
+      matmul_inputs.append(tf.cast(h, matmul_dtype))
+      gates = projected[t] + product(matmul_inputs[-1], kernel)
       i, f, g, o = tf.split(gates, 4, axis=-1)
       i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
       c_prev, c = c, f * c + i * g
@@ -175,13 +183,14 @@ def _bfloat16_unrolled(projected, h, c, recurrent_kernel):
         d_gates[t] = tf.concat([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f),
                                 dc * i * (1.0 - g * g), dh * tanh_c * o * (1.0 - o)], axis=-1)
         dc = tf.linalg.matmul(dc * f, identity)  # where XLA's fusion stops (see above)
-        dh = tf.linalg.matmul(tf.cast(d_gates[t], tf.bfloat16), kernel16, transpose_b=True,
-                              output_type=tf.float32)
+        dh = product(tf.cast(d_gates[t], matmul_dtype), kernel, transpose_b=True)
       d_gates = tf.stack(d_gates)  # [T, B, 4H]
-      inputs16 = tf.reshape(tf.stack(h16s), [-1, kernel16.shape[0]])  # [T * B, H]
-      d_gates16 = tf.reshape(tf.cast(d_gates, tf.bfloat16), [-1, kernel16.shape[1]])
-      d_kernel = tf.linalg.matmul(bfloat16.transposed(inputs16), d_gates16,
-                                  output_type=tf.float32)  # [1, H, 4H]
+      inputs = tf.reshape(tf.stack(matmul_inputs), [-1, kernel.shape[0]])  # [T * B, H]
+      d_gates_in = tf.reshape(tf.cast(d_gates, matmul_dtype), [-1, kernel.shape[1]])
+      if matmul_dtype == tf.bfloat16:
+        d_kernel = product(bfloat16.transposed(inputs), d_gates_in)  # [1, H, 4H]
+      else:
+        d_kernel = tf.linalg.matmul(inputs, d_gates_in, transpose_a=True)
       return d_gates, dh, dc, tf.reshape(d_kernel, tf.shape(recurrent_kernel))
 
     return (tf.stack(outputs, axis=1), h, c), gradient

@@ -1,4 +1,4 @@
-"""Which compute dtype to use: `--precision=auto` picks bfloat16 where the hardware is fast at it."""
+"""Which compute dtype to use: `--precision=auto` picks bfloat16 where hardware is fast at it."""
 import functools
 
 import tensorflow as tf

@@ -77,9 +77,14 @@ class PTBModel(keras.layers.Layer):
     outputs, state = self.hidden(inputs, state, dropout_seed, rows)
     return self.softmax(outputs), state
 
-  def nll(self, inputs, targets, state, dropout_seed=None, rows=None):
-    """The training loss: summed NLL of `targets` [batch, steps], and the new state."""
-    outputs, state = self.hidden(inputs, state, dropout_seed, rows, self.bfloat16_matmuls)
+  def nll(self, inputs, targets, state, dropout_seed=None, rows=None, under_xla=False):
+    """The training loss: summed NLL of `targets` [batch, steps], and the new state.
+
+    `under_xla`: the caller compiles with XLA (the LSTM layers then use their written-out
+    backward pass, `common.lstm`); `bfloat16_matmuls` needs it.
+    """
+    outputs, state = self.hidden(inputs, state, dropout_seed, rows, self.bfloat16_matmuls,
+                                 under_xla)
     if self.bfloat16_matmuls:
       words = tf.reshape(outputs, [-1, self.config.hidden_size])  # [batch * steps, hidden]
       # float32 logits [batch * steps, vocab]: TensorFlow's bfloat16 MatMul would round them.
@@ -87,7 +92,8 @@ class PTBModel(keras.layers.Layer):
       return token_nll(logits, tf.reshape(targets, [-1])), state
     return token_nll(self.softmax(outputs), targets), state
 
-  def hidden(self, inputs, state, dropout_seed=None, rows=None, bfloat16_matmuls=False):
+  def hidden(self, inputs, state, dropout_seed=None, rows=None, bfloat16_matmuls=False,
+             under_xla=False):
     """`call` up to the softmax: the last layer's outputs [batch, steps, hidden], the state.
 
     `bfloat16_matmuls` (XLA only): our LSTM layers' matmuls take bfloat16 inputs.
@@ -97,7 +103,8 @@ class PTBModel(keras.layers.Layer):
     final_states = []
     for layer, lstm in enumerate(self.lstms):
       if self.config.fused_lstm:
-        x, h, c = lstm(x, state[layer, 0], state[layer, 1], bfloat16_matmuls=bfloat16_matmuls)
+        x, h, c = lstm(x, state[layer, 0], state[layer, 1], bfloat16_matmuls=bfloat16_matmuls,
+                       under_xla=under_xla)
       else:
         x, h, c = lstm(x, initial_state=[state[layer, 0], state[layer, 1]])
       x = self._dropout(x, dropout_seed, layer + 1, rows)

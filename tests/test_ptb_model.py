@@ -160,3 +160,22 @@ def test_bfloat16_matmuls_round_the_inputs_but_not_the_logits():
   assert abs(float(token_nll(bfloat16_logits + bias, targets)) - float(expected)) > 1e-4 * expected
   for grad, expected_grad in zip(grads, expected_grads):  # bfloat16 gradient of the logits
     np.testing.assert_allclose(grad, expected_grad, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("clip_norm", [1e3, 5.0, 0.1])  # no clipping, some, all
+def test_clip_by_global_norm_gives_tensorflows_numbers(jit_compile, clip_norm):
+  dense = [tf.random.stateless_normal(shape, [0, i]) for i, shape in
+           enumerate([[200, 300], [300], [40, 7]])]
+  rows = tf.IndexedSlices(tf.random.stateless_normal([5, 7], [1, 0]), tf.constant([0, 3, 3, 8, 9]),
+                          tf.constant([10, 7]))
+  ours = tf.function(train.clip_by_global_norm, jit_compile=jit_compile)
+  (*clipped, clipped_rows), norm = ours(dense + [rows], clip_norm)
+  (*expected, expected_rows), expected_norm = tf.clip_by_global_norm(dense + [rows], clip_norm)
+  np.testing.assert_allclose(norm, expected_norm, rtol=1e-6)
+  for got, want in zip(clipped + [clipped_rows.values], expected + [expected_rows.values]):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  np.testing.assert_array_equal(clipped_rows.indices, rows.indices)
+  # An infinite gradient makes every gradient NaN, so that a diverged run shows, as TensorFlow's.
+  (diverged, finite), _ = ours([dense[0] * np.inf, dense[1]], clip_norm)
+  assert np.isnan(diverged).all() and np.isnan(finite).all()

@@ -67,7 +67,9 @@ def clip_by_global_norm(grads, clip_norm):
     values = grad.values if isinstance(grad, tf.IndexedSlices) else grad  # [rows, columns]
     if values.shape.rank != 2:
       return tf.reduce_sum(tf.square(values))
-    return tf.reduce_sum(tf.linalg.matmul(tf.square(values), tf.ones([values.shape[1], 1])))
+    ones = tf.ones_like(values[:1])  # [1, columns]; the columns unknown until run time under
+    # tf.distribute, whose all-reduced gradients lose their static shape
+    return tf.reduce_sum(tf.linalg.matmul(tf.square(values), ones, transpose_b=True))
 
   norm = tf.sqrt(tf.add_n([squared_norm(grad) for grad in grads]))
   # clip_norm / max(norm, clip_norm), and NaN unless the norm is finite (as TensorFlow's).

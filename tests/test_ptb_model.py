@@ -179,3 +179,16 @@ def test_clip_by_global_norm_gives_tensorflows_numbers(jit_compile, clip_norm):
   # An infinite gradient makes every gradient NaN, so that a diverged run shows, as TensorFlow's.
   (diverged, finite), _ = ours([dense[0] * np.inf, dense[1]], clip_norm)
   assert np.isnan(diverged).all() and np.isnan(finite).all()
+
+
+def test_clip_by_global_norm_takes_gradients_of_unknown_shape():
+  """As tf.distribute hands them over after the all-reduce."""
+  grads = [tf.random.stateless_normal([6, 4], [2, 0]), tf.random.stateless_normal([4], [2, 1])]
+  ours = tf.function(train.clip_by_global_norm,
+                     input_signature=[[tf.TensorSpec([None, None]), tf.TensorSpec([None])],
+                                      tf.TensorSpec([])])
+  clipped, norm = ours(grads, 1.0)
+  expected, expected_norm = tf.clip_by_global_norm(grads, 1.0)
+  np.testing.assert_allclose(norm, expected_norm, rtol=1e-6)
+  for got, want in zip(clipped, expected):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)

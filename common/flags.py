@@ -1,4 +1,5 @@
 """absl flags both apps define the same way. Only entry modules call these."""
+import tensorflow as tf
 from absl import flags
 
 from common import distribute, precision
@@ -30,6 +31,19 @@ def define_common_flags(data_env_var, default_precision="float32", default_jit_c
                        "logical devices, one mirrored replica each (to try tf.distribute).")
   non_negative("num_gpus")
   positive("num_cpu_devices")
+
+
+def define_intra_op_threads_flag():
+  flags.DEFINE_integer("intra_op_threads", 0, "Threads one op may split its work across (0: "
+                       "as the app picks for this configuration, see its train.py; TensorFlow's "
+                       "own default is one per core).", lower_bound=0)
+
+
+def set_intra_op_threads(threads):
+  """Lets each op split its work across at most `threads` threads (0: TensorFlow's default,
+  one per core). Call it first in main, before any TensorFlow op: it is process-wide."""
+  if threads:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
 
 
 def strategy_from_flags():

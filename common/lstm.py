@@ -20,13 +20,16 @@ class LSTM(keras.layers.Layer):
       (the tutorial's BasicLSTMCell(forget_bias=0.0)); 1.0 is Keras' unit_forget_bias.
     row_groups: run the batch's rows as this many independent chains of steps (see
       `_in_row_groups`); 1 runs them as one.
+    under_xla: the layer is called inside XLA-compiled steps (`call`'s default; see
+      `_written_out`).
   """
 
   def __init__(self, units, kernel_initializer, recurrent_initializer, forget_bias=0.0,
-               row_groups=1, **kwargs):
+               row_groups=1, under_xla=False, **kwargs):
     super().__init__(**kwargs)
     self.units = units
     self.row_groups = row_groups
+    self.under_xla = under_xla
     self.kernel_initializer = kernel_initializer
     self.recurrent_initializer = recurrent_initializer
     self.forget_bias = forget_bias
@@ -45,42 +48,36 @@ class LSTM(keras.layers.Layer):
     return tf.concat([tf.zeros([units]), tf.fill([units], float(self.forget_bias)),
                       tf.zeros([2 * units])], axis=0)
 
-  def call(self, inputs, h=None, c=None, bfloat16_matmuls=False, under_xla=False):
+  def call(self, inputs, h=None, c=None, bfloat16_matmuls=False, under_xla=None):
     """inputs [batch, steps, in], h and c [batch, units] -> outputs [batch, steps, units], h, c.
 
     h and c default to zeros.
 
     Under a mixed policy the matmuls run in the compute dtype (bfloat16) while the cell
     state c and the gate arithmetic stay float32. With `bfloat16_matmuls` (XLA only) they
-    take bfloat16 inputs and return float32 (`common.bfloat16.matmul`). With either that or
-    `under_xla` (the caller compiles with XLA) and float32 compute, a static window's
-    backward pass is the written-out one of `_written_out_unrolled`, faster under XLA.
+    take bfloat16 inputs and return float32 (`common.bfloat16`). `under_xla`: the caller
+    compiles with XLA (see `_written_out`); None: the layer's `under_xla`.
     """
     if h is None:
       h = c = tf.zeros([tf.shape(inputs)[0], self.units])
     # Time-major before the matmul: transposing the small input is cheaper than transposing
     # the 4x wider result (mnist_rnn step 1.07x faster, measured).
     inputs = tf.transpose(tf.cast(inputs, self.compute_dtype), [1, 0, 2])  # [T, B, in]
-    if bfloat16_matmuls:
-      matmul = bfloat16.matmul
-      projected = tf.reshape(matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), self.kernel),
-                             tf.concat([tf.shape(inputs)[:2], [4 * self.units]], 0))
-    else:
-      matmul = _matmul
-      projected = tf.einsum("tbi,ig->tbg", inputs, self.kernel)
-    projected = tf.cast(projected, tf.float32) + tf.cast(self.bias, tf.float32)  # [T, B, 4H]
-    recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)  # compute dtype
-    step = functools.partial(_step, recurrent_kernel=recurrent_kernel, matmul=matmul)
-    if projected.shape[0] is not None:
+    # Compute dtype (float32 under bfloat16_matmuls, which casts inside the matmuls).
+    kernel = tf.convert_to_tensor(self.kernel)
+    recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)
+    bias = tf.cast(self.bias, tf.float32)
+    if inputs.shape[0] is not None:
       # Static window (training, evaluation): unrolled, 1.5x faster than a loop on CPU.
-      if bfloat16_matmuls or (under_xla and self.compute_dtype == "float32"):
-        chain = functools.partial(_written_out_unrolled, recurrent_kernel=recurrent_kernel,
-                                  matmul_dtype=tf.bfloat16 if bfloat16_matmuls else tf.float32)
-      else:
-        chain = functools.partial(_unrolled, step=step)
-      return _in_row_groups(projected, h, c, chain, self.row_groups)
+      chain = functools.partial(_written_out, kernel=kernel, bias=bias,
+                                recurrent_kernel=recurrent_kernel,
+                                bfloat16_matmuls=bfloat16_matmuls,
+                                fence=self.under_xla if under_xla is None else under_xla)
+      return _in_row_groups(inputs, h, c, chain, self.row_groups)
     # Any length (the exported scoring signature): a graph loop over time.
-    hs, cs = tf.scan(step, projected, initializer=(h, c))
+    projected = tf.cast(tf.einsum("tbi,ig->tbg", inputs, kernel), tf.float32) + bias
+    step = functools.partial(_step, recurrent_kernel=recurrent_kernel)
+    hs, cs = tf.scan(step, projected, initializer=(h, c))  # [T, B, 4H]
     return tf.transpose(hs, [1, 0, 2]), hs[-1], cs[-1]
 
 
@@ -110,61 +107,68 @@ def default_row_groups(jit_compile=False):
   return 1 if jit_compile or tf.config.list_physical_devices("GPU") else 2
 
 
-def _in_row_groups(projected, h, c, chain, groups):
+def _in_row_groups(inputs, h, c, chain, groups):
   """`chain` on `groups` slices of the batch's rows: outputs [B, T, H], final h, c.
 
   The rows are independent sequences, so each slice is a separate chain of small per-step
   ops. TensorFlow's executor runs ready ops of different chains on its inter-op threads at
   once, which keeps both cores of a small CPU busy; one chain waits on every small op in turn.
-  Each row's numbers are the same either way.
+  Each row's numbers are the same either way. `inputs` are time-major, [T, B, in].
   """
   if groups == 1:
-    return chain(projected, h, c)
+    return chain(inputs, h, c)
   batch = tf.shape(h)[0]
   sizes = tf.stack([batch // groups] * (groups - 1) + [batch - (groups - 1) * (batch // groups)])
-  chains = [chain(projected_rows, h_rows, c_rows)
-            for projected_rows, h_rows, c_rows in zip(tf.split(projected, sizes, axis=1),
-                                                      tf.split(h, sizes), tf.split(c, sizes))]
+  chains = [chain(input_rows, h_rows, c_rows)
+            for input_rows, h_rows, c_rows in zip(tf.split(inputs, sizes, axis=1),
+                                                  tf.split(h, sizes), tf.split(c, sizes))]
   outputs, h, c = zip(*chains)
   return tf.concat(outputs, 0), tf.concat(h, 0), tf.concat(c, 0)
 
 
-def _unrolled(projected, h, c, step):
-  """The time loop unrolled: projected [T, B, 4H] -> outputs [B, T, H], final h, c."""
-  outputs = []
-  for projected_t in tf.unstack(projected):
-    h, c = step((h, c), projected_t)
-    outputs.append(h)
-  return tf.stack(outputs, axis=1), h, c
+def _written_out(inputs, h, c, kernel, bias, recurrent_kernel, bfloat16_matmuls, fence):
+  """The unrolled LSTM, inputs [T, B, in] -> outputs [B, T, H], final h, c, with its backward
+  pass written out: the same numbers as differentiating `_step` (up to float32 summation
+  order), from fewer and larger ops.
 
+  The matmuls run in the kernels' dtype and their results are cast to float32; with
+  `bfloat16_matmuls` (XLA only) they take bfloat16-rounded inputs and return float32, as
+  `common.bfloat16.matmul` does. What the written-out pass does better, measured
+  (WORKSPACE.md):
 
-def _written_out_unrolled(projected, h, c, recurrent_kernel, matmul_dtype):
-  """`_unrolled` for float32 compute under XLA, with its backward pass written out: the same
-  numbers as differentiating `_step`. The matmuls take `matmul_dtype` inputs (bfloat16 for
-  `bfloat16_matmuls`: `common.bfloat16.matmul`'s roundings) and return float32.
-
-  Faster under XLA, measured on the ptb small step (WORKSPACE.md): 1.07x with bfloat16_matmuls
-  (30.70 against 32.74 ms), 1.05x in float32 (43.62 against 45.62 ms). Two things do it:
-
-  - The recurrent kernel's gradient is one [H, T*B] x [T*B, 4H] matmul after the loop, not T
-    small ones beside it, which took a core from each step's input-gradient matmul.
-  - The cell-state gradient passes through a matmul by the identity at every step (exact).
-    XLA otherwise fuses the elementwise chain dc_t -> dc_t-1 -> ... into every step's
-    fusion, recomputing all later steps in each (fusions of 35-60 us instead of 3-5 us);
-    a matmul is where fusion stops (an optimization_barrier is gone before fusion runs).
+  - The kernels' gradients are one [in or H, T*B] x [T*B, 4H] matmul each, after the loop,
+    not T small ones summed (in bfloat16 under a mixed policy), and the bias's gradient is
+    one sum of the T gate gradients, not a reduction over [T, B, 4H]; the input projection
+    is inside the pass, so nothing of its size is concatenated or split for the row groups.
+    mnist_rnn's default step: 1.27-1.36x faster (10.03-10.59 against 13.47-13.63 ms).
+  - `fence` (under XLA): the cell-state gradient passes through a matmul by the identity at
+    every step (exact). XLA otherwise fuses the elementwise chain dc_t -> dc_t-1 -> ... into
+    every step's fusion, recomputing all later steps in each (fusions of 35-60 us instead
+    of 3-5 us); a matmul is where fusion stops (an optimization_barrier is gone before
+    fusion runs). ptb's default step: 1.07x faster (30.70 against 32.74 ms).
   """
-  steps = projected.shape[0]
+  steps, units = inputs.shape[0], recurrent_kernel.shape[0]
+  dtype = tf.bfloat16 if bfloat16_matmuls else recurrent_kernel.dtype  # of the matmuls' inputs
 
   def product(a, b, transpose_b=False):  # float32 [m, n]
-    return tf.linalg.matmul(a, b, transpose_b=transpose_b, output_type=tf.float32)
+    if bfloat16_matmuls:
+      return tf.linalg.matmul(a, b, transpose_b=transpose_b, output_type=tf.float32)
+    return tf.cast(tf.matmul(a, b, transpose_b=transpose_b), tf.float32)
+
+  def weight_gradient(a, b):  # a [rows, n], b [rows, m] -> a^T b [n, m], the weight's dtype
+    if bfloat16_matmuls:  # float32
+      return tf.reshape(product(bfloat16.transposed(a), b), [a.shape[-1], b.shape[-1]])
+    return tf.matmul(a, b, transpose_a=True)
 
   @tf.custom_gradient
-  def chain(projected, h, c, recurrent_kernel):
-    kernel = tf.cast(recurrent_kernel, matmul_dtype)  # [H, 4H]
+  def chain(inputs, h, c, kernel, bias, recurrent_kernel):
+    flat_inputs = tf.cast(tf.reshape(inputs, [-1, inputs.shape[-1]]), dtype)  # [T * B, in]
+    kernel, recurrent_kernel = tf.cast(kernel, dtype), tf.cast(recurrent_kernel, dtype)
+    projected = tf.reshape(product(flat_inputs, kernel) + bias, [steps, -1, 4 * units])
     matmul_inputs, saved, outputs = [], [], []
     for t in range(steps):
-      matmul_inputs.append(tf.cast(h, matmul_dtype))
-      gates = projected[t] + product(matmul_inputs[-1], kernel)
+      matmul_inputs.append(tf.cast(h, dtype))
+      gates = projected[t] + product(matmul_inputs[-1], recurrent_kernel)  # [B, 4H]
       i, f, g, o = tf.split(gates, 4, axis=-1)
       i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
       c_prev, c = c, f * c + i * g
@@ -174,25 +178,25 @@ def _written_out_unrolled(projected, h, c, recurrent_kernel, matmul_dtype):
       outputs.append(h)
 
     def gradient(d_outputs, dh, dc):  # [B, T, H], [B, H], [B, H]
-      d_gates = [None] * steps
-      identity = tf.eye(c.shape[-1])
+      d_gates, d_matmul_gates = [None] * steps, [None] * steps  # float32, dtype
       for t in reversed(range(steps)):
         i, f, g, o, c_prev, tanh_c = saved[t]
         dh = dh + d_outputs[:, t]
-        dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
-        d_gates[t] = tf.concat([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f),
-                                dc * i * (1.0 - g * g), dh * tanh_c * o * (1.0 - o)], axis=-1)
-        dc = tf.linalg.matmul(dc * f, identity)  # where XLA's fusion stops (see above)
-        dh = product(tf.cast(d_gates[t], matmul_dtype), kernel, transpose_b=True)
-      d_gates = tf.stack(d_gates)  # [T, B, 4H]
-      inputs = tf.reshape(tf.stack(matmul_inputs), [-1, kernel.shape[0]])  # [T * B, H]
-      d_gates_in = tf.reshape(tf.cast(d_gates, matmul_dtype), [-1, kernel.shape[1]])
-      if matmul_dtype == tf.bfloat16:
-        d_kernel = product(bfloat16.transposed(inputs), d_gates_in)  # [1, H, 4H]
-      else:
-        d_kernel = tf.linalg.matmul(inputs, d_gates_in, transpose_a=True)
-      return d_gates, dh, dc, tf.reshape(d_kernel, tf.shape(recurrent_kernel))
+        dc = dc + tf.raw_ops.TanhGrad(y=tanh_c, dy=dh * o)
+        d_gates[t] = tf.concat([tf.raw_ops.SigmoidGrad(y=i, dy=dc * g),
+                                tf.raw_ops.SigmoidGrad(y=f, dy=dc * c_prev),
+                                tf.raw_ops.TanhGrad(y=g, dy=dc * i),
+                                tf.raw_ops.SigmoidGrad(y=o, dy=dh * tanh_c)], axis=-1)
+        d_matmul_gates[t] = tf.cast(d_gates[t], dtype)
+        dc = tf.linalg.matmul(dc * f, tf.eye(units)) if fence else dc * f
+        dh = product(d_matmul_gates[t], recurrent_kernel, transpose_b=True)
+      d_flat = tf.reshape(tf.stack(d_matmul_gates), [-1, 4 * units])  # [T * B, 4H]
+      d_inputs = tf.reshape(product(d_flat, kernel, transpose_b=True), tf.shape(inputs))
+      d_recurrent_kernel = weight_gradient(
+          tf.reshape(tf.stack(matmul_inputs), [-1, units]), d_flat)
+      return (tf.cast(d_inputs, inputs.dtype), dh, dc, weight_gradient(flat_inputs, d_flat),
+              tf.reduce_sum(tf.add_n(d_gates), 0), d_recurrent_kernel)
 
     return (tf.stack(outputs, axis=1), h, c), gradient
 
-  return chain(projected, h, c, recurrent_kernel)
+  return chain(inputs, h, c, kernel, bias, recurrent_kernel)

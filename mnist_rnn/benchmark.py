@@ -1,8 +1,12 @@
 """Times the MNIST RNN train and eval steps on synthetic data of the real shapes; prints JSON.
 
 Usage: python -m mnist_rnn.benchmark [--config=test] [--precision=mixed_bfloat16]
-                                     [--jit_compile] [--row_groups=N]
+                                     [--jit_compile] [--row_groups=N] [--intra_op_threads=N]
        python -m mnist_rnn.benchmark --compare   # our step variants vs a plain model.fit
+
+The process runs with the threads per op that `mnist_rnn.train` would pick for the timed
+configuration (`model.intra_op_threads`); with --compare every variant, the baseline
+included, runs under that same setting, which the JSON reports.
 """
 import dataclasses
 import time
@@ -13,8 +17,9 @@ import tensorflow as tf
 from absl import flags
 
 from common import benchmark, errors, precision
+from common import flags as common_flags
 from mnist_rnn import configs, data, train
-from mnist_rnn.model import build_model, forward_flops_per_example
+from mnist_rnn.model import build_model, forward_flops_per_example, intra_op_threads
 
 FLAGS = flags.FLAGS
 
@@ -71,15 +76,17 @@ class _StepClock(keras.callbacks.Callback):
     self.last = now
 
 
-def run(config, compare, steps, repeats):
-  """Returns the benchmark's result dict (see the module docstring)."""
+def run(config, compare, steps, repeats, threads=0):
+  """Returns the benchmark's result dict (see the module docstring); `threads`: the intra-op
+  threads the caller set (0: TensorFlow's default), for the record."""
   peak = benchmark.peak_matmul_flops()
   forward = forward_flops_per_example(config) * config.batch_size
   train_step, eval_step = our_steps(config)
   times = benchmark.time_interleaved({"train": train_step, "eval": eval_step}, steps, repeats)
   result = {"app": "mnist_rnn", "config": dataclasses.asdict(config),
             "device": benchmark.device_name(), "precision": config.precision,
-            "jit_compile": config.jit_compile, "unit": "examples",
+            "jit_compile": config.jit_compile, "intra_op_threads": threads,
+            "unit": "examples",
             "train_flops_per_step": 3 * forward, "eval_flops_per_step": forward,
             "peak_float32_matmul_flops_per_second": round(peak),
             "train": benchmark.rate_summary(times["train"], config.batch_size, 3 * forward, peak),
@@ -120,7 +127,9 @@ def main(argv):
                                precision=precision.resolve(FLAGS.precision),
                                jit_compile=FLAGS.jit_compile, fused_lstm=FLAGS.fused_lstm,
                                row_groups=FLAGS.row_groups)
-  benchmark.print_json(run(config, FLAGS.compare, FLAGS.steps, FLAGS.repeats))
+  threads = FLAGS.intra_op_threads or intra_op_threads(config)
+  common_flags.set_intra_op_threads(threads)  # before any TensorFlow op
+  benchmark.print_json(run(config, FLAGS.compare, FLAGS.steps, FLAGS.repeats, threads))
 
 
 if __name__ == "__main__":
@@ -131,6 +140,7 @@ if __name__ == "__main__":
   flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM.")
   flags.DEFINE_integer("row_groups", 0, "Fused LSTM: independent chains of rows (0: 2 on a "
                        "CPU without XLA, else 1).", lower_bound=0)
+  common_flags.define_intra_op_threads_flag()
   flags.DEFINE_bool("compare", False, "Also time the variants against a plain model.fit.")
   flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)
   flags.DEFINE_integer("repeats", 5, "Timed blocks per variant.", lower_bound=1)

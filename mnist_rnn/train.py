@@ -18,7 +18,7 @@ from common.data_dir import resolve
 from common.metrics import Mean
 from common.progress import Progress, Summaries, format_seconds, log
 from mnist_rnn import configs, data
-from mnist_rnn.model import build_model
+from mnist_rnn.model import build_model, intra_op_threads
 
 LOG_LINE = ("epoch {epoch:3d}/{epochs:<3d} {split:<5s} {step:5d}/{steps:<5d} loss {loss:7.4f}  "
             "accuracy {accuracy:7.3f}%  lr {lr:.1e}  {rate:7.0f} examples/s  eta {eta}")
@@ -345,6 +345,7 @@ FLAGS = flags.FLAGS
 def define_flags():
   """The command line: each Config field is a flag of the same name, overriding --config."""
   common_flags.define_common_flags("MNIST_DATA_DIR", default_precision="auto")
+  common_flags.define_intra_op_threads_flag()
   default = configs.TutorialConfig
   flags.DEFINE_enum("config", "tutorial", list(configs.CONFIGS), "Starting configuration; "
                     "the flags below override its fields (their defaults are the tutorial's).")
@@ -387,8 +388,13 @@ def config_from_flags():
 def main(argv):
   if len(argv) > 1:
     raise errors.UserError(f"unexpected arguments {argv[1:]}: flags look like --epochs=3")
-  strategy = common_flags.strategy_from_flags()  # first: multi-worker needs that
   config = config_from_flags()
+  # Both process-wide, before any TensorFlow op: 1 thread per op with row groups (model.py).
+  threads = FLAGS.intra_op_threads or intra_op_threads(config)
+  common_flags.set_intra_op_threads(threads)
+  strategy = common_flags.strategy_from_flags()  # multi-worker needs it before any op too
+  log("ops run on %s", f"{threads} thread{'s' * (threads > 1)} each" if threads
+      else "as many threads as TensorFlow gives them (one per core)")
   train_and_evaluate(config, FLAGS.model_dir, resolve(FLAGS.data_dir, "MNIST_DATA_DIR", "mnist"),
                      strategy)
 

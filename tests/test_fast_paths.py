@@ -13,6 +13,7 @@ from common import lstm as lstm_module
 from common.lstm import LSTM
 from conftest import assert_clean_error, run_cli
 from mnist_rnn import configs as mnist_configs
+from mnist_rnn import model as mnist_model
 from mnist_rnn.model import build_model, forward_flops_per_example
 from ptb import configs as ptb_configs
 from ptb import train as ptb_train
@@ -64,44 +65,62 @@ def test_bfloat16_matmul_and_its_gradients_are_float32_products_of_rounded_input
 
 
 @pytest.mark.parametrize("state_in_loss", [True, False])  # ptb's loss sees only the outputs
-@pytest.mark.parametrize("mode", ["bfloat16_matmuls", "under_xla"])  # and float32 matmuls
-def test_lstm_written_out_backward_pass_equals_differentiating_the_step(monkeypatch, mode,
-                                                                         state_in_loss):
+@pytest.mark.parametrize("mode,jit_compile,tolerance", [
+    # Measured: equal to 1.5e-7 of each gradient's largest element (float32 summation order).
+    # 1e-3 leaves room for a gate gradient that the two orders of float32 arithmetic round to
+    # neighbouring bfloat16 values (2^-8 apart); a wrong gate or sign is off by O(1).
+    ("bfloat16_matmuls", True, 1e-3),
+    ("float32", True, 1e-3),          # ptb's float32 + XLA
+    ("float32", False, 1e-3),         # without XLA
+    # Differentiating the step sums the recurrent kernel's T gradients in bfloat16; the
+    # written-out pass sums them inside one matmul (measured: 0.8% of the largest apart).
+    ("mixed_bfloat16", False, 3e-2),  # mnist_rnn's default
+])
+def test_lstm_written_out_backward_pass_equals_differentiating_the_step(
+    monkeypatch, mode, jit_compile, tolerance, state_in_loss):
   """The LSTM's written-out backward pass gives the gradients that TensorFlow's
-  differentiation of the step function gives, for the inputs, the state and every weight.
-
-  Measured: equal to 1.5e-7 of each gradient's largest element (float32 summation order). The
-  tolerance, 1e-3, leaves room for a gate gradient that the two orders of float32 arithmetic
-  round to neighbouring bfloat16 values (2^-8 apart); a wrong gate or sign is off by O(1).
-  """
+  differentiation of the step function gives, for the inputs, the state and every weight."""
   keras.utils.set_random_seed(0)
   inputs, h0, c0 = (tf.random.normal(shape) for shape in ([3, 6, 5], [3, 8], [3, 8]))
   weights = [tf.random.normal(shape) for shape in ([3, 6, 8], [3, 8], [3, 8])]
-  layer = LSTM(8, "glorot_uniform", "orthogonal", forget_bias=1.0)
+  policy = "float32" if mode == "bfloat16_matmuls" else mode
+  layer = LSTM(8, "glorot_uniform", "orthogonal", forget_bias=1.0, dtype=policy)
   layer(inputs, h0, c0)
 
   def gradients():
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=jit_compile)
     def run(inputs, h0, c0):
       with tf.GradientTape() as tape:
         tape.watch([inputs, h0, c0])
-        outputs = layer(inputs, h0, c0, **{mode: True})
+        outputs = layer(inputs, h0, c0, bfloat16_matmuls=mode == "bfloat16_matmuls",
+                        under_xla=jit_compile)
         used = outputs if state_in_loss else outputs[:1]
-        loss = sum(tf.reduce_sum(x * w) for x, w in zip(used, weights))
+        loss = sum(tf.reduce_sum(tf.cast(x, tf.float32) * w) for x, w in zip(used, weights))
       return outputs, tape.gradient(loss, [inputs, h0, c0, *layer.trainable_variables])
     return run(inputs, h0, c0)
 
   outputs, written_out = gradients()
-  def differentiated(projected, h, c, recurrent_kernel, matmul_dtype):
-    matmul = bfloat16.matmul if matmul_dtype == tf.bfloat16 else lstm_module._matmul
-    step = functools.partial(lstm_module._step, recurrent_kernel=recurrent_kernel, matmul=matmul)
-    return lstm_module._unrolled(projected, h, c, step)
-  monkeypatch.setattr(lstm_module, "_written_out_unrolled", differentiated)
+  monkeypatch.setattr(lstm_module, "_written_out", _differentiated_lstm)
   reference_outputs, reference = gradients()
   for got, want in zip(outputs, reference_outputs):
     np.testing.assert_array_equal(got, want)
   for got, want in zip(written_out, reference):
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-3 * np.abs(want).max())
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * np.abs(want).max())
+
+
+def _differentiated_lstm(inputs, h, c, kernel, bias, recurrent_kernel, bfloat16_matmuls,
+                         fence):
+  """common.lstm._written_out's forward pass, left to TensorFlow to differentiate."""
+  del fence  # the same numbers
+  matmul = bfloat16.matmul if bfloat16_matmuls else lstm_module._matmul
+  flat_inputs = tf.reshape(inputs, [-1, inputs.shape[-1]])
+  projected = tf.reshape(tf.cast(matmul(flat_inputs, kernel), tf.float32) + bias,
+                         [inputs.shape[0], -1, kernel.shape[-1]])
+  outputs = []
+  for projected_t in tf.unstack(projected):
+    h, c = lstm_module._step((h, c), projected_t, recurrent_kernel, matmul)
+    outputs.append(h)
+  return tf.stack(outputs, axis=1), h, c
 
 
 def test_lstm_row_groups_give_every_row_the_same_numbers():
@@ -196,6 +215,16 @@ def test_mnist_fast_paths_match_the_reference(overrides, rtol, weights_atol):
       np.testing.assert_allclose(got, want, atol=weights_atol)
 
 
+def test_mnist_ops_get_one_thread_only_where_row_groups_keep_the_cores_busy(monkeypatch):
+  monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # a CPU
+  tutorial = mnist_configs.TutorialConfig
+  assert mnist_model.intra_op_threads(tutorial) == 1  # 2 row groups on a CPU
+  for overrides in ({"row_groups": 1}, {"jit_compile": True}, {"fused_lstm": False},
+                    {"cell": "gru"}):
+    assert mnist_model.intra_op_threads(dataclasses.replace(tutorial, **overrides)) == 0
+  assert mnist_model.intra_op_threads(dataclasses.replace(tutorial, row_groups=3)) == 1
+
+
 def test_flop_counts_equal_the_hand_counts():
   # ptb small, per word: 2 layers x (input 2*200*800 + recurrent 2*200*800) + softmax 2*200*10000
   assert forward_flops_per_token(ptb_configs.SmallConfig()) == 2 * (320_000 + 320_000) + 4_000_000
@@ -223,6 +252,9 @@ def test_benchmarks_print_json_with_every_field(command):
     assert RATE_FIELDS <= set(report[split])
     assert report[split]["per_second_median"] > 0 and 0 < report[split]["utilisation"] < 1.5
   assert report["train_flops_per_step"] == 3 * report["eval_flops_per_step"]
+  if command[0] == "mnist_rnn.benchmark":  # the threads per op mnist_rnn.train would pick
+    config = dataclasses.replace(mnist_configs.TestConfig, precision=report["precision"])
+    assert report["intra_op_threads"] == mnist_model.intra_op_threads(config)
   if "--compare" in command and command[0] == "mnist_rnn.benchmark":
     assert report["compare"]["fit_baseline"]["speedup"] == 1.0
     assert {"float32", "bfloat16", "bfloat16_one_row_group", "keras_lstm_loop"} <= \

@@ -42,6 +42,9 @@ def metrics_of(model_dir):
 def test_end_to_end_writes_events_checkpoint_metrics_and_export(mnist_trained, mnist_dir):
   model_dir, result = mnist_trained
   assert LOG_LINE.search(result.stderr), result.stderr
+  # The test config's LSTM runs in row groups on a CPU, so each op gets one thread.
+  on_gpu = bool(tf.config.list_physical_devices("GPU"))
+  assert ("(one per core)" if on_gpu else "ops run on 1 thread each") in result.stderr
   metrics = metrics_of(model_dir)
   assert metrics["epochs"] == 1 and metrics["test_examples"] == 10_000
   assert metrics["train_examples_per_second"] > 0 and metrics["wall_seconds"] > 0
@@ -177,7 +180,7 @@ def test_bad_data_file_is_a_clean_error_that_damages_nothing(case, mnist_tiny_di
 
 
 @pytest.mark.parametrize("flag", ["--epochs=-1", "--cell=transformer", "--batch_size=0",
-                                  "--row_groups=-1"])
+                                  "--row_groups=-1", "--intra_op_threads=-1"])
 def test_invalid_flag_is_a_clean_error_naming_it(flag, tiny_model_dir):
   before = snapshot(tiny_model_dir)
   result = run_cli("mnist_rnn.train", flag, f"--model_dir={tiny_model_dir}")

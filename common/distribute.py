@@ -88,7 +88,16 @@ def _multi_worker():
                     '"index": 0}}') from None
   if not isinstance(workers, list) or not workers:
     raise UserError("$TF_CONFIG's cluster.worker must be a non-empty list of host:port")
-  return tf.distribute.MultiWorkerMirroredStrategy()
+  try:
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  except tf.errors.UnknownError as e:  # this worker's gRPC server could not bind its port
+    if "gRPC server" not in str(e):
+      raise
+    index = int(task["index"])
+    address = workers[index] if 0 <= index < len(workers) else f"task {index}"
+    raise UserError(f"could not start this worker's server at {address} (worker {index} in "
+                    "$TF_CONFIG): the port is probably in use; free it, or give this worker "
+                    "another host:port in every worker's $TF_CONFIG") from None
 
 
 def is_chief(strategy):

@@ -77,7 +77,7 @@ class LSTM(keras.layers.Layer):
     # Any length (the exported scoring signature): a graph loop over time.
     projected = tf.cast(tf.einsum("tbi,ig->tbg", inputs, kernel), tf.float32) + bias
     step = functools.partial(_step, recurrent_kernel=recurrent_kernel)
-    hs, cs = tf.scan(step, projected, initializer=(h, c))  # [T, B, 4H]
+    hs, cs = tf.scan(step, projected, initializer=(h, c))  # [T, B, H] each
     return tf.transpose(hs, [1, 0, 2]), hs[-1], cs[-1]
 
 

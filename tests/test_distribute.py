@@ -151,15 +151,22 @@ def test_mnist_two_replicas_train_like_one_device():
 # ---- through the command line ----------------------------------------------------------------
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
+def _free_ports(count):
+  """`count` distinct free ports: each socket stays bound until all are chosen (one at a
+  time, the system can hand out the same port twice; CI once hung on that)."""
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for s in sockets:
+      s.bind(("127.0.0.1", 0))
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
 
 
 def start_workers(module, *args, log_dir):
   """Starts 2 workers of `python -m module args` as a cluster on 127.0.0.1 (TF_CONFIG)."""
-  workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+  workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
   processes = []
   for index in range(2):
     tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
@@ -261,6 +268,19 @@ def test_mirrored_from_the_command_line(mnist_dir, tmp_path):
   want = json.loads((tmp_path / "one" / "metrics.json").read_text())
   got = json.loads((tmp_path / "two" / "metrics.json").read_text())
   assert got["test_loss"] == pytest.approx(want["test_loss"], rel=1e-5)
+
+
+def test_a_worker_whose_port_is_taken_stops_with_one_clear_line(tmp_path, monkeypatch):
+  with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    address = f"127.0.0.1:{taken.getsockname()[1]}"
+    tf_config = {"cluster": {"worker": [address, f"127.0.0.1:{_free_ports(1)[0]}"]},
+                 "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    result = run_cli("mnist_rnn.train", "--config=test", "--use_synthetic_data",
+                     f"--model_dir={tmp_path}")
+  assert_clean_error(result, address, "in use", "$TF_CONFIG")
 
 
 @pytest.mark.parametrize("module,tf_config,flags,needle", [

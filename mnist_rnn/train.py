@@ -5,7 +5,6 @@ The library function is `train_and_evaluate(config, model_dir, data_dir)`; the f
 """
 import dataclasses
 import math
-import pathlib
 import time
 
 import keras

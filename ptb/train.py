@@ -4,7 +4,6 @@ Usage: python -m ptb.train --model=small --data_dir=DIR --model_dir=DIR
 """
 import dataclasses
 import json
-import pathlib
 import time
 
 import keras

@@ -1,6 +1,5 @@
 """The fast paths compute what the reference paths compute, and the benchmarks report it."""
 import dataclasses
-import functools
 import json
 
 import keras

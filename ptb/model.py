@@ -80,8 +80,8 @@ class PTBModel(keras.layers.Layer):
   def nll(self, inputs, targets, state, dropout_seed=None, rows=None, under_xla=False):
     """The training loss: summed NLL of `targets` [batch, steps], and the new state.
 
-    `under_xla`: the caller compiles with XLA (the LSTM layers then use their written-out
-    backward pass, `common.lstm`); `bfloat16_matmuls` needs it.
+    `under_xla`: the caller compiles with XLA (the LSTM layers' written-out backward pass
+    then stops XLA's fusion at every step, `common.lstm`); `bfloat16_matmuls` needs it.
     """
     outputs, state = self.hidden(inputs, state, dropout_seed, rows, self.bfloat16_matmuls,
                                  under_xla)

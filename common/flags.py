@@ -35,7 +35,7 @@ def define_common_flags(data_env_var, default_precision="float32", default_jit_c
 
 def define_intra_op_threads_flag():
   flags.DEFINE_integer("intra_op_threads", 0, "Threads one op may split its work across (0: "
-                       "as the app picks for this configuration, see its train.py; TensorFlow's "
+                       "as the app picks for this configuration, see its model.py; TensorFlow's "
                        "own default is one per core).", lower_bound=0)
 
 

@@ -2,6 +2,7 @@
 
 Usage: python -m mnist_rnn.benchmark [--config=test] [--precision=mixed_bfloat16]
                                      [--jit_compile] [--row_groups=N] [--intra_op_threads=N]
+                                     [--nocell_op]
        python -m mnist_rnn.benchmark --compare   # our step variants vs a plain model.fit
 
 The process runs with the threads per op that `mnist_rnn.train` would pick for the timed
@@ -19,7 +20,8 @@ from absl import flags
 from common import benchmark, errors, precision
 from common import flags as common_flags
 from mnist_rnn import configs, data, train
-from mnist_rnn.model import build_model, forward_flops_per_example, intra_op_threads
+from mnist_rnn.model import (build_model, forward_flops_per_example, intra_op_threads,
+                             uses_cell_op)
 
 FLAGS = flags.FLAGS
 
@@ -86,6 +88,7 @@ def run(config, compare, steps, repeats, threads=0):
   result = {"app": "mnist_rnn", "config": dataclasses.asdict(config),
             "device": benchmark.device_name(), "precision": config.precision,
             "jit_compile": config.jit_compile, "intra_op_threads": threads,
+            "cell_op": uses_cell_op(config),
             "unit": "examples",
             "train_flops_per_step": 3 * forward, "eval_flops_per_step": forward,
             "peak_float32_matmul_flops_per_second": round(peak),
@@ -96,6 +99,7 @@ def run(config, compare, steps, repeats, threads=0):
     for name, overrides in [
         ("keras_lstm_loop", {"fused_lstm": False}), ("float32", {}),
         ("float32_xla", {"jit_compile": True}), ("bfloat16", {"precision": "mixed_bfloat16"}),
+        ("bfloat16_tensorflow_ops", {"precision": "mixed_bfloat16", "cell_op": False}),
         ("bfloat16_one_row_group", {"precision": "mixed_bfloat16", "row_groups": 1}),
         ("bfloat16_xla", {"precision": "mixed_bfloat16", "jit_compile": True})]:
       plain = {"fused_lstm": True, "precision": "float32", "jit_compile": False}
@@ -126,7 +130,7 @@ def main(argv):
   config = dataclasses.replace(configs.CONFIGS[FLAGS.config],
                                precision=precision.resolve(FLAGS.precision),
                                jit_compile=FLAGS.jit_compile, fused_lstm=FLAGS.fused_lstm,
-                               row_groups=FLAGS.row_groups)
+                               row_groups=FLAGS.row_groups, cell_op=FLAGS.cell_op)
   threads = FLAGS.intra_op_threads or intra_op_threads(config)
   common_flags.set_intra_op_threads(threads)  # before any TensorFlow op
   benchmark.print_json(run(config, FLAGS.compare, FLAGS.steps, FLAGS.repeats, threads))
@@ -140,6 +144,8 @@ if __name__ == "__main__":
   flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM.")
   flags.DEFINE_integer("row_groups", 0, "Fused LSTM: independent chains of rows (0: 2 on a "
                        "CPU without XLA, else 1).", lower_bound=0)
+  flags.DEFINE_bool("cell_op", True, "Fused LSTM on a CPU without XLA: the gate arithmetic "
+                    "as one op per step, compiled for this CPU (common/cell_op.py).")
   common_flags.define_intra_op_threads_flag()
   flags.DEFINE_bool("compare", False, "Also time the variants against a plain model.fit.")
   flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)

@@ -1,6 +1,8 @@
 """The recurrent classifier: 28 rows in, one at a time; the last hidden state picks the digit."""
 import keras
+import tensorflow as tf
 
+from common import cell_op as cell_op_library
 from common import lstm as common_lstm
 from common import precision
 from mnist_rnn.data import IMAGE_SIZE, NUM_CLASSES
@@ -49,6 +51,13 @@ def row_groups(config):
   return config.row_groups or common_lstm.default_row_groups(config.jit_compile)
 
 
+def uses_cell_op(config):
+  """Whether our LSTM layers run `common.cell_op`'s op: `config.cell_op`, on a CPU without
+  XLA, and the op could be built here (it warns once where it cannot)."""
+  return (config.cell_op and row_groups(config) > 0 and not config.jit_compile
+          and not tf.config.list_physical_devices("GPU") and cell_op_library.load() is not None)
+
+
 def intra_op_threads(config):
   """The threads per op that train `config` fastest here (0: TensorFlow's default).
 
@@ -71,7 +80,7 @@ def _fused_lstm(x, config, policy, index, last):
     return common_lstm.LSTM(config.hidden_size, keras.initializers.GlorotUniform(),
                             keras.initializers.Orthogonal(), forget_bias=1.0,
                             row_groups=row_groups(config), under_xla=config.jit_compile,
-                            dtype=policy, name=name)
+                            cell_op=uses_cell_op(config), dtype=policy, name=name)
 
   outputs, h, _ = lstm(f"lstm_{index}")(x)  # [batch, 28, hidden], [batch, hidden]
   if not config.bidirectional:

@@ -13,11 +13,12 @@ from absl import flags
 
 from common import distribute, errors, precision, storage
 from common import flags as common_flags
+from common import lstm as common_lstm
 from common.data_dir import resolve
 from common.metrics import Mean
 from common.progress import Progress, Summaries, format_seconds, log
 from mnist_rnn import configs, data
-from mnist_rnn.model import build_model, intra_op_threads
+from mnist_rnn.model import build_model, intra_op_threads, uses_cell_op
 
 LOG_LINE = ("epoch {epoch:3d}/{epochs:<3d} {split:<5s} {step:5d}/{steps:<5d} loss {loss:7.4f}  "
             "accuracy {accuracy:7.3f}%  lr {lr:.1e}  {rate:7.0f} examples/s  eta {eta}")
@@ -151,7 +152,10 @@ def export(model, export_dir):
     return {"probabilities": tf.nn.softmax(logits), "classes": tf.argmax(logits, axis=-1)}
 
   module.serve = serve
-  return storage.save_model(module, export_dir, signatures={"serving_default": serve})
+  # Every function saved (Keras traces the model's own as well) on TensorFlow's ops alone, so
+  # that the export loads where the LSTM cell op is not built.
+  with common_lstm.tensorflow_ops_only():
+    return storage.save_model(module, export_dir, signatures={"serving_default": serve})
 
 
 class State:
@@ -255,7 +259,8 @@ def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
   strategy = strategy or tf.distribute.get_strategy()
   chief = distribute.ChiefDir(strategy, model_dir)
   config = dataclasses.replace(config, precision=precision.resolve(config.precision))
-  log("precision %s", config.precision)
+  log("precision %s; LSTM cell: %s", config.precision,
+      "one op per step, compiled for this CPU" if uses_cell_op(config) else "TensorFlow ops")
   keras.utils.set_random_seed(config.seed)
   train_examples, test_examples, steps_per_epoch, test_steps = load_examples(config, data_dir)
   model, optimizer, state, manager = build_or_restore(config, chief, strategy)
@@ -364,6 +369,9 @@ def define_flags():
   flags.DEFINE_integer("row_groups", default.row_groups, "Fused LSTM: run the batch's rows as "
                        "this many independent chains, in parallel on a CPU (0: 2 on a CPU "
                        "without XLA, else 1).")
+  flags.DEFINE_bool("cell_op", default.cell_op, "Fused LSTM on a CPU without XLA: each step's "
+                    "gate arithmetic as one op, compiled for this CPU on first use "
+                    "(common/cell_op.py).")
   flags.DEFINE_integer("max_steps_per_epoch", default.max_steps_per_epoch,
                        "Cut each epoch after this many steps (0: the whole training set).")
   flags.DEFINE_integer("log_every_steps", default.log_every_steps, "Steps between log lines.")

@@ -1,11 +1,14 @@
 """Shared fixtures: where the real datasets are (CI sets PTB_DATA_DIR and MNIST_DATA_DIR)."""
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
 import pytest
 import tensorflow as tf
+
+from common import cell_op
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -31,6 +34,13 @@ def ptb_dir():
 def mnist_dir():
   return _dir_from_env("MNIST_DATA_DIR", ["train-images-idx3-ubyte.gz",
                                           "t10k-images-idx3-ubyte.gz"])
+
+
+def require_cell_op():
+  """Skips where there is no C++ compiler; where there is one, the op must build and load."""
+  if shutil.which(os.environ.get("CXX") or "g++") is None:
+    pytest.skip("no C++ compiler to build common/lstm_cell.cc")
+  assert cell_op.load() is not None, "common/lstm_cell.cc did not build or load (see the log)"
 
 
 def run_cli(module, *args, timeout=600):

@@ -10,7 +10,7 @@ import tensorflow as tf
 from common import bfloat16
 from common import lstm as lstm_module
 from common.lstm import LSTM
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, require_cell_op, run_cli
 from mnist_rnn import configs as mnist_configs
 from mnist_rnn import model as mnist_model
 from mnist_rnn.model import build_model, forward_flops_per_example
@@ -64,26 +64,31 @@ def test_bfloat16_matmul_and_its_gradients_are_float32_products_of_rounded_input
 
 
 @pytest.mark.parametrize("state_in_loss", [True, False])  # ptb's loss sees only the outputs
-@pytest.mark.parametrize("mode,jit_compile,tolerance", [
+@pytest.mark.parametrize("mode,jit_compile,cell_op,tolerance", [
     # Measured: equal to 1.5e-7 of each gradient's largest element (float32 summation order).
     # 1e-3 leaves room for a gate gradient that the two orders of float32 arithmetic round to
     # neighbouring bfloat16 values (2^-8 apart); a wrong gate or sign is off by O(1).
-    ("bfloat16_matmuls", True, 1e-3),
-    ("float32", True, 1e-3),          # ptb's float32 + XLA
-    ("float32", False, 1e-3),         # without XLA
+    ("bfloat16_matmuls", True, False, 1e-3),
+    ("float32", True, False, 1e-3),          # ptb's float32 + XLA
+    ("float32", False, False, 1e-3),         # without XLA
+    ("float32", False, True, 1e-3),          # common.cell_op's op
     # Differentiating the step sums the recurrent kernel's T gradients in bfloat16; the
     # written-out pass sums them inside one matmul (measured: 0.8% of the largest apart).
-    ("mixed_bfloat16", False, 3e-2),  # mnist_rnn's default
+    ("mixed_bfloat16", False, False, 3e-2),
+    ("mixed_bfloat16", False, True, 3e-2),   # mnist_rnn's default
 ])
 def test_lstm_written_out_backward_pass_equals_differentiating_the_step(
-    monkeypatch, mode, jit_compile, tolerance, state_in_loss):
+    monkeypatch, mode, jit_compile, cell_op, tolerance, state_in_loss):
   """The LSTM's written-out backward pass gives the gradients that TensorFlow's
   differentiation of the step function gives, for the inputs, the state and every weight."""
+  if cell_op:
+    require_cell_op()
   keras.utils.set_random_seed(0)
   inputs, h0, c0 = (tf.random.normal(shape) for shape in ([3, 6, 5], [3, 8], [3, 8]))
   weights = [tf.random.normal(shape) for shape in ([3, 6, 8], [3, 8], [3, 8])]
   policy = "float32" if mode == "bfloat16_matmuls" else mode
-  layer = LSTM(8, "glorot_uniform", "orthogonal", forget_bias=1.0, dtype=policy)
+  layer = LSTM(8, "glorot_uniform", "orthogonal", forget_bias=1.0, cell_op=cell_op,
+               dtype=policy)
   layer(inputs, h0, c0)
 
   def gradients():
@@ -102,15 +107,21 @@ def test_lstm_written_out_backward_pass_equals_differentiating_the_step(
   monkeypatch.setattr(lstm_module, "_written_out", _differentiated_lstm)
   reference_outputs, reference = gradients()
   for got, want in zip(outputs, reference_outputs):
-    np.testing.assert_array_equal(got, want)
+    if cell_op:  # its exp and tanh differ from TensorFlow's in the last bits (test_cell_op)
+      # bfloat16: a last-bit difference in h can round its matmul input to the next bfloat16.
+      forward_tolerance = 1e-6 if mode == "float32" else tolerance
+      np.testing.assert_allclose(got, want, rtol=0, atol=forward_tolerance * np.abs(want).max())
+    else:
+      np.testing.assert_array_equal(got, want)
   for got, want in zip(written_out, reference):
     np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * np.abs(want).max())
 
 
 def _differentiated_lstm(inputs, h, c, kernel, bias, recurrent_kernel, bfloat16_matmuls,
-                         fence):
-  """common.lstm._written_out's forward pass, left to TensorFlow to differentiate."""
-  del fence  # the same numbers
+                         fence, ops=None):
+  """common.lstm._written_out's forward pass on TensorFlow's ops, left to TensorFlow to
+  differentiate."""
+  del fence, ops  # the same numbers
   matmul = bfloat16.matmul if bfloat16_matmuls else lstm_module._matmul
   flat_inputs = tf.reshape(inputs, [-1, inputs.shape[-1]])
   projected = tf.reshape(tf.cast(matmul(flat_inputs, kernel), tf.float32) + bias,

@@ -3,7 +3,7 @@
 `load()` compiles common/lstm_cell.cc with the system's C++ compiler ($CXX, else g++) against
 the installed TensorFlow's headers, with -march=native, into
 
-    ${XDG_CACHE_HOME:-~/.cache}/rnn-tutorials/lstm_cell-<key>.so
+    ${XDG_CACHE_HOME:-~/.cache}/rnn_tutorials/ops/lstm_cell-<key>.so
 
 once per source, TensorFlow version, compiler and CPU (the key hashes them); later processes
 load the cached library (about 7 s to build, nothing after). Where it cannot be built or
@@ -31,8 +31,9 @@ OPTIMIZE = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errn
 
 
 def cache_dir():
-  return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache",
-                      "rnn-tutorials")
+  """Beside the datasets' cache (`common.data_dir`), read when called (tests move it)."""
+  root = pathlib.Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser()
+  return root / "rnn_tutorials" / "ops"
 
 
 def _cpu():

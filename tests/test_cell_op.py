@@ -99,7 +99,7 @@ def test_the_library_is_built_once_per_cpu_and_tensorflow(tmp_path, monkeypatch)
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
   compiler = os.environ.get("CXX") or "g++"
   path = cell_op.build(compiler)
-  assert path.parent == tmp_path / "rnn-tutorials" and path.exists()
+  assert path.parent == tmp_path / "rnn_tutorials" / "ops" and path.exists()
   built = path.stat().st_mtime_ns
   assert cell_op.build(compiler) == path and path.stat().st_mtime_ns == built  # not rebuilt
   assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
@@ -123,7 +123,7 @@ def test_a_compile_error_is_one_warning_with_the_compilers_error_line(tmp_path, 
   monkeypatch.setattr(cell_op, "SOURCE", source)
   warnings = _load(monkeypatch)
   assert len(warnings) == 1 and "failed" in warnings[0] and "error" in warnings[0], warnings
-  assert not list((tmp_path / "rnn-tutorials").iterdir())  # no half-built library left
+  assert not list((tmp_path / "rnn_tutorials" / "ops").iterdir())  # no half-built library left
 
 
 def _load(monkeypatch):

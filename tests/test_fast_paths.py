@@ -265,10 +265,11 @@ def test_benchmarks_print_json_with_every_field(command):
   if command[0] == "mnist_rnn.benchmark":  # the threads per op mnist_rnn.train would pick
     config = dataclasses.replace(mnist_configs.TestConfig, precision=report["precision"])
     assert report["intra_op_threads"] == mnist_model.intra_op_threads(config)
+    assert report["cell_op"] == mnist_model.uses_cell_op(config)  # what train would run
   if "--compare" in command and command[0] == "mnist_rnn.benchmark":
     assert report["compare"]["fit_baseline"]["speedup"] == 1.0
-    assert {"float32", "bfloat16", "bfloat16_one_row_group", "keras_lstm_loop"} <= \
-        set(report["compare"])
+    assert {"float32", "bfloat16", "bfloat16_tensorflow_ops", "bfloat16_one_row_group",
+            "keras_lstm_loop"} <= set(report["compare"])
   elif "--compare" in command:
     assert report["compare"]["keras_baseline"]["speedup"] == 1.0
     assert {"float32", "float32_xla", "bfloat16_matmuls_xla", "bfloat16", "bfloat16_xla",

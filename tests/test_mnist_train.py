@@ -1,4 +1,5 @@
 """python -m mnist_rnn.train end to end: artefacts, resuming, and clean errors for bad input."""
+import dataclasses
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from conftest import ROOT, assert_clean_error, run_cli, write_idx
 from mnist_rnn import configs, data
-from mnist_rnn.model import build_model
+from mnist_rnn.model import build_model, uses_cell_op
 
 LOG_LINE = re.compile(r"epoch +1/1 +train +20/20 +loss +\d\.\d{4} +accuracy +\d+\.\d{3}% +"
                       r"lr 1\.0e-03 +\d+ examples/s +eta \d\d:\d\d")
@@ -45,6 +46,11 @@ def test_end_to_end_writes_events_checkpoint_metrics_and_export(mnist_trained, m
   # The test config's LSTM runs in row groups on a CPU, so each op gets one thread.
   on_gpu = bool(tf.config.list_physical_devices("GPU"))
   assert ("(one per core)" if on_gpu else "ops run on 1 thread each") in result.stderr
+  # And its cell runs as common/cell_op.py's op wherever that can be built (a CPU, a compiler).
+  trained = dataclasses.replace(configs.TestConfig, precision=metrics_of(model_dir)["config"][
+      "precision"])
+  assert ("LSTM cell: one op per step, compiled for this CPU" if uses_cell_op(trained)
+          else "LSTM cell: TensorFlow ops") in result.stderr
   metrics = metrics_of(model_dir)
   assert metrics["epochs"] == 1 and metrics["test_examples"] == 10_000
   assert metrics["train_examples_per_second"] > 0 and metrics["wall_seconds"] > 0

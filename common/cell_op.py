@@ -8,7 +8,7 @@ the installed TensorFlow's headers, with -march=native, into
 once per source, TensorFlow version, compiler and CPU (the key hashes them); later processes
 load the cached library (about 7 s to build, nothing after). Where it cannot be built or
 loaded (no compiler, no TensorFlow headers), `load()` logs one warning saying why and returns
-None, and the LSTM runs on TensorFlow's own ops: the same numbers, more slowly.
+None, and the LSTM runs on TensorFlow's own ops: the same model (to float32 rounding), slower.
 """
 import functools
 import hashlib
@@ -64,7 +64,7 @@ def build(compiler):
   if path.exists():
     return path
   path.parent.mkdir(parents=True, exist_ok=True)
-  logging.info("Building the LSTM cell op for this CPU (once, about 10 s): %s", path)
+  logging.info("Building the LSTM cell op for this CPU (once, a few seconds): %s", path)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
   os.close(fd)
   try:
@@ -92,5 +92,5 @@ def load():
   except (OSError, tf.errors.OpError) as error:
     reason = str(error).strip().splitlines()[0]
   logging.warning("The LSTM cell op is not available (%s); the LSTM runs on TensorFlow's "
-                  "ops, with the same numbers, about 1.2x slower on CPU.", reason)
+                  "ops: the same model, about 1.2x slower on CPU.", reason)
   return None

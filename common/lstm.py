@@ -178,7 +178,7 @@ def _written_out(inputs, h, c, kernel, bias, recurrent_kernel, bfloat16_matmuls,
     fusion runs). ptb's default step: 1.07x faster (30.70 against 32.74 ms).
   - `ops` (the loaded `common.cell_op` library, or None): each step's gate arithmetic is one
     op each way instead of 13 forward and 16 back, compiled for this CPU; the bias gradient
-    is summed inside them. mnist_rnn's default step: 1.17x faster (9.0 against 10.5 ms).
+    is summed inside them. mnist_rnn's default step: 1.2x faster (8.1-9.0 against 10.2-10.3 ms).
   """
   steps, units = inputs.shape[0], recurrent_kernel.shape[0]
   dtype = tf.bfloat16 if bfloat16_matmuls else recurrent_kernel.dtype  # of the matmuls' inputs

@@ -36,7 +36,7 @@ class Config:
   row_groups: int = 0
   # Fused LSTM cells on a CPU without XLA: each time step's gate arithmetic as one op each
   # way, compiled for this CPU on first use (common/cell_op.py; TensorFlow's ops where it
-  # cannot be built). 1.17x faster train step, measured; exports use TensorFlow's ops.
+  # cannot be built). 1.2x faster train step, measured; exports use TensorFlow's ops.
   cell_op: bool = True
   # auto: mixed_bfloat16 where the hardware is fast at it (1.30x the float32 train step on
   # our 2-core AVX-512 BF16 CPU, 98.60% against 98.63% test accuracy, measured), else float32.

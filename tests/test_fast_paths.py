@@ -191,19 +191,28 @@ def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, fuse
   np.testing.assert_allclose(state, reference_state, atol=state_atol)
 
 
+# Weights after 4 Adam steps from the same start: float32 summation order alone moves them
+# by up to 1.3e-6 (measured, the reference on TensorFlow's ops against XLA or Keras' LSTM):
+# Adam scales each step to about the learning rate whatever the gradient, so a near-zero
+# gradient's last bits show. A wrong gate or sign is off by about the rate, 1e-3.
 @pytest.mark.parametrize("overrides,rtol,weights_atol", [
-    ({"fused_lstm": False}, 1e-4, 1e-6),           # keras.layers.LSTM, the reference
-    ({"jit_compile": True}, 1e-4, 1e-6),
+    ({"fused_lstm": False}, 1e-4, 3e-6),           # keras.layers.LSTM
+    ({"jit_compile": True}, 1e-4, 3e-6),
     # Adam moves each weight by about the learning rate whatever the gradient's size, so
     # bfloat16's rounding of small gradients shows in the weights as much as anything would:
     # only the losses are compared.
     ({"precision": "mixed_bfloat16"}, 2e-2, None),
-    ({"row_groups": 3}, 1e-5, 1e-6),               # rows 5 + 5 + 6
+    ({"row_groups": 3}, 1e-5, 3e-6),               # rows 5 + 5 + 6
+    ({"cell_op": True}, 1e-5, 3e-6),               # common/lstm_cell.cc
+    ({"precision": "mixed_bfloat16", "row_groups": 2, "cell_op": True}, 2e-2, None),  # default
 ])
 def test_mnist_fast_paths_match_the_reference(overrides, rtol, weights_atol):
   from mnist_rnn import train as mnist_train  # pylint: disable=import-outside-toplevel
+  if overrides.get("cell_op"):
+    require_cell_op()
+  # The reference: our LSTM on TensorFlow's ops, float32, one chain of rows, no XLA.
   base = dataclasses.replace(mnist_configs.TutorialConfig, hidden_size=32, batch_size=16,
-                             precision="float32", row_groups=1)
+                             precision="float32", row_groups=1, cell_op=False)
   rng = np.random.default_rng(0)
   batches = [(tf.constant(rng.random((16, 28, 28)), tf.float32),
               tf.constant(rng.integers(0, 10, 16))) for _ in range(4)]

@@ -9,6 +9,7 @@ from absl import logging
 from tensorflow.core.protobuf import saved_model_pb2
 
 from common import cell_op
+from common.lstm import LSTM
 from conftest import require_cell_op
 from mnist_rnn import configs as mnist_configs
 from mnist_rnn import model as mnist_model
@@ -107,7 +108,7 @@ def test_the_library_is_built_once_per_cpu_and_tensorflow(tmp_path, monkeypatch)
   assert cell_op.library_path(compiler) != path  # -march=native code is for this CPU only
 
 
-def test_without_a_compiler_one_warning_says_so_and_tensorflows_ops_run(tmp_path, monkeypatch):
+def test_without_a_compiler_one_warning_says_so(tmp_path, monkeypatch):
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
   monkeypatch.setenv("CXX", "no-such-compiler")
   warnings = _load(monkeypatch)
@@ -152,6 +153,21 @@ def test_mnist_trains_with_the_op_and_exports_without_it(tmp_path):
   saved = saved_model_pb2.SavedModel()
   saved.ParseFromString((tmp_path / "export" / "saved_model.pb").read_bytes())
   assert not {"LstmCellForward", "LstmCellBackward"} & _op_types(saved.meta_graphs[0].graph_def)
+
+
+def test_where_a_gpu_is_visible_the_layer_uses_tensorflows_ops(monkeypatch):
+  """The op has CPU kernels only: on a GPU machine it would pull every step onto the CPU."""
+  require_cell_op()
+  layer = LSTM(UNITS, "glorot_uniform", "orthogonal", cell_op=True)
+  inputs = tf.zeros([2, 3, 5])
+
+  def traced():
+    return tf.function(layer).get_concrete_function(inputs).graph.as_graph_def()
+
+  assert "LstmCellForward" in _op_types(traced())
+  monkeypatch.setattr(tf.config, "list_physical_devices",
+                      lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+  assert "LstmCellForward" not in _op_types(traced())
 
 
 def _op_types(graph_def):

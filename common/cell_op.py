@@ -45,15 +45,16 @@ def _cpu():
   return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags"))}))
 
 
-def _command(compiler, output):
-  return [compiler, "-shared", "-fPIC", *OPTIMIZE, str(SOURCE), "-o", str(output),
-          *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+def _flags():
+  return ["-shared", "-fPIC", *OPTIMIZE, *tf.sysconfig.get_compile_flags(),
+          *tf.sysconfig.get_link_flags()]
 
 
 def library_path(compiler):
-  """Where the library built by `compiler` for this source, TensorFlow and CPU is cached."""
+  """Where the library built by `compiler` for this source text (wherever the checkout is),
+  TensorFlow and CPU is cached."""
   key = hashlib.sha256("\0".join([SOURCE.read_text(), tf.__version__, compiler, _cpu(),
-                                  " ".join(_command(compiler, ""))]).encode()).hexdigest()
+                                  *_flags()]).encode()).hexdigest()
   return cache_dir() / f"lstm_cell-{key[:16]}.so"
 
 
@@ -68,7 +69,8 @@ def build(compiler):
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
   os.close(fd)
   try:
-    subprocess.run(_command(compiler, tmp), check=True, capture_output=True, text=True)
+    subprocess.run([compiler, str(SOURCE), "-o", tmp, *_flags()], check=True,
+                   capture_output=True, text=True)
     os.chmod(tmp, 0o755)  # mkstemp made it private
     os.replace(tmp, path)  # two processes building at once both end with a whole file
   finally:

@@ -10,15 +10,16 @@ accuracy on 128 test images only; we train 12 epochs, halve the learning rate ea
 4 (--lr_decay=1 keeps it constant, as the tutorial does) and report the full 10,000-image test
 set. --cell, --num_layers and --bidirectional generalise the model.
 
-Results (full test set; one run each, seed 0; the first row at commit a2b83e3, the others
-before its faster LSTM backward pass and one-thread ops):
+Results (full test set; one run each, seed 0; the first and last rows with the LSTM cell op
+of commit 812d873, the others before commit a2b83e3's faster LSTM backward pass and one-thread
+ops):
 
 | config                            | epochs | test accuracy | wall time   | machine      |
 |-----------------------------------|--------|---------------|-------------|--------------|
-| tutorial (defaults; bfloat16 here)| 12     | 98.68%        | 1 min 15 s  | 2-core CPU   |
+| tutorial (defaults; bfloat16 here)| 12     | 98.59%        | 58 s        | 2-core CPU   |
 |   --row_groups=1                  | 12     | 98.66%        | 2 min 13 s  | 2-core CPU   |
 | tutorial, --precision=float32     | 12     | 98.63%        | 2 min 52 s  | 2-core CPU   |
-| --num_layers=2 --bidirectional    | 12     | 99.09%        | 13 min 54 s | 2-core CPU   |
+| --num_layers=2 --bidirectional    | 12     | 99.15%        | 11 min 02 s | 2-core CPU   |
 |   --precision=float32             |        |               |             |              |
 
 Run (the data: the four MNIST `*-ubyte.gz` files in --data_dir or $MNIST_DATA_DIR, else

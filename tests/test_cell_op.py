@@ -104,6 +104,11 @@ def test_the_library_is_built_once_per_cpu_and_tensorflow(tmp_path, monkeypatch)
   built = path.stat().st_mtime_ns
   assert cell_op.build(compiler) == path and path.stat().st_mtime_ns == built  # not rebuilt
   assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+  copy = tmp_path / "another_checkout" / "lstm_cell.cc"
+  copy.parent.mkdir()
+  copy.write_text(cell_op.SOURCE.read_text())
+  monkeypatch.setattr(cell_op, "SOURCE", copy)
+  assert cell_op.library_path(compiler) == path  # the same source elsewhere: no new build
   monkeypatch.setattr(cell_op, "_cpu", lambda: "another CPU")
   assert cell_op.library_path(compiler) != path  # -march=native code is for this CPU only
 

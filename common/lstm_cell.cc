@@ -109,11 +109,22 @@ inline float fast_tanh(float x) {
   return a < 0.0625f ? near : far;
 }
 
-absl::Status same_shapes(OpKernelContext* ctx, std::initializer_list<int> inputs, int like) {
-  for (int i : inputs) {
-    if (ctx->input(i).shape() != ctx->input(like).shape()) {
-      return absl::InvalidArgumentError("LSTM cell op: inputs of different shapes");
-    }
+// Input `gates` is [rows, 4 units] and `state` [rows, units]; `like_state` are shaped as
+// `state`, `like_gates` as `gates`.
+absl::Status check_shapes(OpKernelContext* ctx, int gates, int state,
+                          std::initializer_list<int> like_state,
+                          std::initializer_list<int> like_gates) {
+  const tensorflow::TensorShape& g = ctx->input(gates).shape();
+  const tensorflow::TensorShape& s = ctx->input(state).shape();
+  if (g.dims() != 2 || s.dims() != 2 || g.dim_size(0) != s.dim_size(0) ||
+      g.dim_size(1) != 4 * s.dim_size(1)) {
+    return absl::InvalidArgumentError("LSTM cell op: gates must be [rows, 4 units]");
+  }
+  for (int i : like_state) {
+    if (ctx->input(i).shape() != s) return absl::InvalidArgumentError("LSTM cell op: state shapes");
+  }
+  for (int i : like_gates) {
+    if (ctx->input(i).shape() != g) return absl::InvalidArgumentError("LSTM cell op: gate shapes");
   }
   return absl::OkStatus();
 }
@@ -125,11 +136,7 @@ class LstmCellForwardOp : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& c_prev_tensor = ctx->input(2);
-    OP_REQUIRES_OK(ctx, same_shapes(ctx, {1}, 0));
-    OP_REQUIRES(ctx, c_prev_tensor.dims() == 2 && ctx->input(0).dims() == 2 &&
-                ctx->input(0).dim_size(0) == c_prev_tensor.dim_size(0) &&
-                ctx->input(0).dim_size(1) == 4 * c_prev_tensor.dim_size(1),
-                absl::InvalidArgumentError("LSTM cell op: gates must be [rows, 4 units]"));
+    OP_REQUIRES_OK(ctx, check_shapes(ctx, 0, 2, {}, {1}));
     const int64_t rows = c_prev_tensor.dim_size(0), units = c_prev_tensor.dim_size(1);
     Tensor *h_tensor, *h_matmul_tensor, *c_tensor, *activations_tensor, *tanh_c_tensor;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, c_prev_tensor.shape(), &h_tensor));
@@ -144,10 +151,11 @@ class LstmCellForwardOp : public OpKernel {
     T* h_matmul = h_matmul_tensor->flat<T>().data();
     float* c = c_tensor->flat<float>().data();
     float* tanh_c = tanh_c_tensor->flat<float>().data();
+    float* activations = activations_tensor->flat<float>().data();
     for (int64_t row = 0; row < rows; ++row) {
       const float* x = projected + row * 4 * units;
       const T* r = recurrent + row * 4 * units;
-      float* act = activations_tensor->flat<float>().data() + row * 4 * units;
+      float* act = activations + row * 4 * units;
       // One loop per activation, so that each vectorises without computing both.
 #pragma omp simd
       for (int64_t j = 0; j < 2 * units; ++j) act[j] = sigmoid(x[j] + to_float(r[j]));  // i, f
@@ -174,11 +182,10 @@ class LstmCellBackwardOp : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& c_prev_tensor = ctx->input(1);
-    OP_REQUIRES_OK(ctx, same_shapes(ctx, {2, 3, 4, 5}, 1));
+    OP_REQUIRES_OK(ctx, check_shapes(ctx, 0, 1, {2, 3, 4, 5}, {}));
     const int64_t rows = c_prev_tensor.dim_size(0), units = c_prev_tensor.dim_size(1);
-    OP_REQUIRES(ctx, ctx->input(0).NumElements() == rows * 4 * units &&
-                ctx->input(6).NumElements() == 4 * units,
-                absl::InvalidArgumentError("LSTM cell op: gates must be [rows, 4 units]"));
+    OP_REQUIRES(ctx, ctx->input(6).NumElements() == 4 * units,
+                absl::InvalidArgumentError("LSTM cell op: the bias gradient must be [4 units]"));
     Tensor *d_gates_tensor, *dc_prev_tensor, *bias_tensor;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &d_gates_tensor));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, c_prev_tensor.shape(), &dc_prev_tensor));
@@ -192,9 +199,10 @@ class LstmCellBackwardOp : public OpKernel {
     float* bias = bias_tensor->flat<float>().data();
     std::memcpy(bias, ctx->input(6).flat<float>().data(), 4 * units * sizeof(float));
     float* dc_prev = dc_prev_tensor->flat<float>().data();
+    T* d_gates_all = d_gates_tensor->flat<T>().data();
     for (int64_t row = 0; row < rows; ++row) {
       const float* act = activations + row * 4 * units;
-      T* d_gates = d_gates_tensor->flat<T>().data() + row * 4 * units;
+      T* d_gates = d_gates_all + row * 4 * units;
 #pragma omp simd
       for (int64_t j = 0; j < units; ++j) {
         const int64_t k = row * units + j;

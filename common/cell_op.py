@@ -79,6 +79,14 @@ def build(compiler):
   return path
 
 
+def available(compute_dtype):
+  """Whether layers computing in `compute_dtype` can run the op here: it has CPU kernels for
+  float32 and bfloat16 only (on a machine with a GPU it would pull every step onto the CPU),
+  and the library must build and load."""
+  return (compute_dtype in ("float32", "bfloat16") and not tf.config.list_physical_devices("GPU")
+          and load() is not None)
+
+
 @functools.cache
 def load():
   """The loaded op module (`lstm_cell_forward`, `lstm_cell_backward`), or None with one

@@ -105,8 +105,7 @@ class LSTM(keras.layers.Layer):
   def _cell_op_library(self):
     """`common.cell_op`'s library if this layer may use it outside XLA, else None."""
     if (not self.cell_op or getattr(_local, "tensorflow_ops_only", False)
-        or self.compute_dtype not in ("float32", "bfloat16")  # it has no float16 kernel
-        or tf.config.list_physical_devices("GPU")):  # nor a GPU one
+        or not cell_op_library.available(self.compute_dtype)):
       return None
     return cell_op_library.load()
 

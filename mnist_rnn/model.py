@@ -1,6 +1,5 @@
 """The recurrent classifier: 28 rows in, one at a time; the last hidden state picks the digit."""
 import keras
-import tensorflow as tf
 
 from common import cell_op as cell_op_library
 from common import lstm as common_lstm
@@ -23,8 +22,7 @@ def build_model(config):
   Returns:
     A built Keras model: float32 images [batch, 28, 28] in [0, 1] -> logits [batch, 10].
   """
-  # Variables stay float32; under mixed_* the recurrent maths runs in bfloat16/float16.
-  policy = keras.mixed_precision.DTypePolicy(precision.resolve(config.precision))
+  policy = _policy(config)
   inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="rows")  # [batch, 28 steps, 28]
   x = inputs
   for i in range(config.num_layers):
@@ -51,11 +49,16 @@ def row_groups(config):
   return config.row_groups or common_lstm.default_row_groups(config.jit_compile)
 
 
+def _policy(config):
+  # Variables stay float32; under mixed_* the recurrent maths runs in bfloat16/float16.
+  return keras.mixed_precision.DTypePolicy(precision.resolve(config.precision))
+
+
 def uses_cell_op(config):
-  """Whether our LSTM layers run `common.cell_op`'s op: `config.cell_op`, on a CPU without
-  XLA, and the op could be built here (it warns once where it cannot)."""
+  """Whether our LSTM layers run `common.cell_op`'s op: `config.cell_op`, without XLA, and
+  the op can run here (`cell_op.available`; it warns once where it cannot be built)."""
   return (config.cell_op and row_groups(config) > 0 and not config.jit_compile
-          and not tf.config.list_physical_devices("GPU") and cell_op_library.load() is not None)
+          and cell_op_library.available(_policy(config).compute_dtype))
 
 
 def intra_op_threads(config):

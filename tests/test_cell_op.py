@@ -148,6 +148,7 @@ def test_mnist_trains_with_the_op_and_exports_without_it(tmp_path):
   assert mnist_model.uses_cell_op(config)
   assert not mnist_model.uses_cell_op(dataclasses.replace(config, jit_compile=True))
   assert not mnist_model.uses_cell_op(dataclasses.replace(config, cell_op=False))
+  assert not mnist_model.uses_cell_op(dataclasses.replace(config, precision="mixed_float16"))
   model = mnist_model.build_model(config)
   train_step = tf.function(mnist_train.make_train_step(model, mnist_train.make_optimizer(config)))
   images = tf.zeros([config.batch_size, 28, 28])

@@ -25,18 +25,18 @@ ops):
 Run (the data: the four MNIST `*-ubyte.gz` files in --data_dir or $MNIST_DATA_DIR, else
 tensorflow-datasets downloads MNIST into ~/.cache/rnn_tutorials/mnist):
 
-    python -m mnist_rnn.train --model_dir=/tmp/mnist_rnn          # rerun the same to resume
-    python -m mnist_rnn.train --config=test --model_dir=/tmp/t     # seconds: a smoke test
-    python -m mnist_rnn.train --use_synthetic_data --epochs=1      # speed without the data
+    python -m mnist_rnn.main --model_dir=/tmp/mnist_rnn          # rerun the same to resume
+    python -m mnist_rnn.main --config=test --model_dir=/tmp/t     # seconds: a smoke test
+    python -m mnist_rnn.main --use_synthetic_data --epochs=1      # speed without the data
     python -m mnist_rnn.predict --model_dir=/tmp/mnist_rnn digit.png [--invert]
     tensorboard --logdir=/tmp/mnist_rnn
-    python -m mnist_rnn.train --num_cpu_devices=2  # tf.distribute, 2 replicas (README)
+    python -m mnist_rnn.main --num_cpu_devices=2  # tf.distribute, 2 replicas (README)
 
 MODEL_DIR then holds checkpoints/ (every epoch; --checkpoint_every_steps for more), train/
 and test/ (TensorBoard), export/ (a SavedModel: serving_default(images uint8 [N, 28, 28]) ->
 probabilities [N, 10], classes [N]) and metrics.json.
 
 Modules: configs (Config), data (IDX reader, tensorflow-datasets, tf.data, image files),
-model (build_model), train (train_and_evaluate; the `train` command), predict (the command).
+model (build_model), train (train_and_evaluate), main (its command line), predict (the command).
 """
 import common  # noqa: F401  first: its logging settings must precede TensorFlow

@@ -5,7 +5,7 @@ Usage: python -m mnist_rnn.benchmark [--config=test] [--precision=mixed_bfloat16
                                      [--nocell_op]
        python -m mnist_rnn.benchmark --compare   # our step variants vs a plain model.fit
 
-The process runs with the threads per op that `mnist_rnn.train` would pick for the timed
+The process runs with the threads per op that `mnist_rnn.main` would pick for the timed
 configuration (`model.intra_op_threads`); with --compare every variant, the baseline
 included, runs under that same setting, which the JSON reports.
 """
@@ -139,7 +139,7 @@ def main(argv):
 if __name__ == "__main__":
   flags.DEFINE_enum("config", "tutorial", list(configs.CONFIGS), "Configuration to time.")
   flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"], "Compute dtype "
-                    "(auto: as mnist_rnn.train picks it).")
+                    "(auto: as mnist_rnn.main picks it).")
   flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
   flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM.")
   flags.DEFINE_integer("row_groups", 0, "Fused LSTM: independent chains of rows (0: 2 on a "

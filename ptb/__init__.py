@@ -18,16 +18,16 @@ tf.distribute replicas; see README.md):
 
 Run:
 
-    python -m ptb.train --model=small --data_dir=DIR --model_dir=/tmp/ptb_small
+    python -m ptb.main --model=small --data_dir=DIR --model_dir=/tmp/ptb_small
     python -m ptb.generate --model_dir=/tmp/ptb_small --prime="the company said" --seed=1
     python -m ptb.score --model_dir=/tmp/ptb_small "the company said it expects profit"
     python -m ptb.benchmark --model=small --compare
-    python -m ptb.train --model=large --num_gpus=4    # tf.distribute; README: many machines
+    python -m ptb.main --model=large --num_gpus=4    # tf.distribute; README: many machines
 
 Modules: configs (the four configurations, the learning-rate schedule), data (reader, batcher,
 download), model (PTBModel, the LSTM layer, FLOP count; nll, the training loss, with
 bfloat16 matmul inputs and float32 outputs under --precision=bfloat16_matmuls), train
-(training, evaluation, resume; the `train` command), export (the SavedModel and the
+(training, evaluation, resume), main (its command line), export (the SavedModel and the
 projector), generate, score, benchmark.
 """
 import common  # noqa: F401  first: its logging settings must precede TensorFlow

@@ -1,6 +1,6 @@
 """Times the PTB train and eval steps on synthetic data of the real shapes; prints JSON.
 
-Usage: python -m ptb.benchmark --model=small   # the step ptb.train runs by default
+Usage: python -m ptb.benchmark --model=small   # the step ptb.main runs by default
        python -m ptb.benchmark --model=small --precision=float32 --nojit_compile
        python -m ptb.benchmark --model=small --compare   # every fast path vs a Keras baseline
 """
@@ -112,9 +112,9 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.DEFINE_enum("model", "small", list(configs.CONFIGS), "Configuration to time.")
-  # The defaults are ptb.train's, so the plain command times the step a training run takes.
+  # The defaults are ptb.main's, so the plain command times the step a training run takes.
   flags.DEFINE_enum("precision", "auto", ["auto", "float32", BFLOAT16_MATMULS, "mixed_bfloat16"],
-                    f"Compute dtype (auto: as ptb.train picks it; {BFLOAT16_MATMULS} needs "
+                    f"Compute dtype (auto: as ptb.main picks it; {BFLOAT16_MATMULS} needs "
                     "--jit_compile).")
   flags.DEFINE_bool("jit_compile", True, "XLA-compile the steps.")
   flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM (cuDNN "

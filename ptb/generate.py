@@ -60,7 +60,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("model_dir", "/tmp/model", "Directory holding export/ from ptb.train.")
+  flags.DEFINE_string("model_dir", "/tmp/model", "Directory holding export/ from ptb.main.")
   flags.DEFINE_string("prime", "the", "Words to start from.")
   flags.DEFINE_integer("num_words", 50, "Words to generate.", lower_bound=1)
   flags.DEFINE_float("temperature", 1.0, "Softmax temperature; 0 is greedy.", lower_bound=0.0)

@@ -31,5 +31,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("model_dir", "/tmp/model", "Directory holding export/ from ptb.train.")
+  flags.DEFINE_string("model_dir", "/tmp/model", "Directory holding export/ from ptb.main.")
   errors.run(main)

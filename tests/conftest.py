@@ -100,7 +100,7 @@ def mnist_tiny_dir(tmp_path):
 def mnist_trained(mnist_dir, tmp_path_factory):
   """One short epoch of the test config on real MNIST via the CLI: (model_dir, result)."""
   model_dir = tmp_path_factory.mktemp("mnist_trained")
-  result = run_cli("mnist_rnn.train", "--config=test", f"--data_dir={mnist_dir}",
+  result = run_cli("mnist_rnn.main", "--config=test", f"--data_dir={mnist_dir}",
                    f"--model_dir={model_dir}")
   assert result.returncode == 0, result.stderr
   return model_dir, result

@@ -3,7 +3,6 @@ import dataclasses
 import os
 
 import numpy as np
-import pytest
 import tensorflow as tf
 from absl import logging
 from tensorflow.core.protobuf import saved_model_pb2

@@ -221,10 +221,10 @@ def test_ptb_two_workers_killed_and_restarted_end_like_one_device(ptb_slice, tmp
   # can round a weight to another bfloat16 (valid perplexity 313.84 against 313.80, measured).
   args = ["--model=test", f"--data_dir={ptb_slice}", "--hidden_size=16", "--precision=float32",
           "--checkpoint_every_steps=100"]
-  one = run_cli("ptb.train", *args, f"--model_dir={tmp_path / 'one'}")
+  one = run_cli("ptb.main", *args, f"--model_dir={tmp_path / 'one'}")
   assert one.returncode == 0, one.stderr[-3000:]
   model_dir = tmp_path / "cluster"
-  restarted = kill_worker_1_then_restart("ptb.train", args + [f"--model_dir={model_dir}"],
+  restarted = kill_worker_1_then_restart("ptb.main", args + [f"--model_dir={model_dir}"],
                                          model_dir, tmp_path, "ckpt-2")
   for _, output in restarted:  # mid-epoch, from a step checkpoint (200, unless it ran on)
     assert int(re.search(r"resumed from \S+: epoch 1, step (\d+)", output).group(1)) >= 200
@@ -240,10 +240,10 @@ def test_ptb_two_workers_killed_and_restarted_end_like_one_device(ptb_slice, tmp
 def test_mnist_two_workers_killed_and_restarted_end_like_one_device(mnist_dir, tmp_path):
   args = ["--config=test", f"--data_dir={mnist_dir}", "--precision=float32", "--epochs=2",
           "--max_steps_per_epoch=150", "--checkpoint_every_steps=50"]
-  one = run_cli("mnist_rnn.train", *args, f"--model_dir={tmp_path / 'one'}")
+  one = run_cli("mnist_rnn.main", *args, f"--model_dir={tmp_path / 'one'}")
   assert one.returncode == 0, one.stderr[-3000:]
   model_dir = tmp_path / "cluster"
-  restarted = kill_worker_1_then_restart("mnist_rnn.train",
+  restarted = kill_worker_1_then_restart("mnist_rnn.main",
                                          args + [f"--model_dir={model_dir}"], model_dir,
                                          tmp_path, "ckpt-2")
   for _, output in restarted:  # mid-epoch, from a step checkpoint (100, unless it ran on)
@@ -260,8 +260,8 @@ def test_mnist_two_workers_killed_and_restarted_end_like_one_device(mnist_dir, t
 
 def test_mirrored_from_the_command_line(mnist_dir, tmp_path):
   args = ["--config=test", f"--data_dir={mnist_dir}", "--precision=float32"]
-  one = run_cli("mnist_rnn.train", *args, f"--model_dir={tmp_path / 'one'}")
-  two = run_cli("mnist_rnn.train", *args, f"--model_dir={tmp_path / 'two'}",
+  one = run_cli("mnist_rnn.main", *args, f"--model_dir={tmp_path / 'one'}")
+  two = run_cli("mnist_rnn.main", *args, f"--model_dir={tmp_path / 'two'}",
                 "--num_cpu_devices=2")
   assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
   assert "strategy mirrored: 2 replica(s) in sync" in two.stderr
@@ -278,19 +278,19 @@ def test_a_worker_whose_port_is_taken_stops_with_one_clear_line(tmp_path, monkey
     tf_config = {"cluster": {"worker": [address, f"127.0.0.1:{_free_ports(1)[0]}"]},
                  "task": {"type": "worker", "index": 0}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
-    result = run_cli("mnist_rnn.train", "--config=test", "--use_synthetic_data",
+    result = run_cli("mnist_rnn.main", "--config=test", "--use_synthetic_data",
                      f"--model_dir={tmp_path}")
   assert_clean_error(result, address, "in use", "$TF_CONFIG")
 
 
 @pytest.mark.parametrize("module,tf_config,flags,needle", [
-    ("ptb.train", None, ["--strategy=multi_worker"], "--strategy=multi_worker needs $TF_CONFIG"),
-    ("mnist_rnn.train", "{not json", [], "$TF_CONFIG is not valid"),  # auto: multi_worker
-    ("ptb.train", '{"cluster": {}}', ["--strategy=multi_worker"], "$TF_CONFIG is not valid"),
-    ("mnist_rnn.train", None, ["--num_gpus=8"], "--num_gpus=8 but"),
-    ("ptb.train", None, ["--strategy=one_device", "--num_cpu_devices=2"],
+    ("ptb.main", None, ["--strategy=multi_worker"], "--strategy=multi_worker needs $TF_CONFIG"),
+    ("mnist_rnn.main", "{not json", [], "$TF_CONFIG is not valid"),  # auto: multi_worker
+    ("ptb.main", '{"cluster": {}}', ["--strategy=multi_worker"], "$TF_CONFIG is not valid"),
+    ("mnist_rnn.main", None, ["--num_gpus=8"], "--num_gpus=8 but"),
+    ("ptb.main", None, ["--strategy=one_device", "--num_cpu_devices=2"],
      "--strategy=one_device uses one device but 2"),
-    ("mnist_rnn.train", None, ["--num_cpu_devices=0"], "--num_cpu_devices must be > 0"),
+    ("mnist_rnn.main", None, ["--num_cpu_devices=0"], "--num_cpu_devices must be > 0"),
 ])
 def test_bad_distribution_flags(module, tf_config, flags, needle, tmp_path, monkeypatch):
   monkeypatch.delenv("TF_CONFIG", raising=False)

@@ -271,7 +271,7 @@ def test_benchmarks_print_json_with_every_field(command):
     assert RATE_FIELDS <= set(report[split])
     assert report[split]["per_second_median"] > 0 and 0 < report[split]["utilisation"] < 1.5
   assert report["train_flops_per_step"] == 3 * report["eval_flops_per_step"]
-  if command[0] == "mnist_rnn.benchmark":  # the threads per op mnist_rnn.train would pick
+  if command[0] == "mnist_rnn.benchmark":  # the threads per op mnist_rnn.main would pick
     config = dataclasses.replace(mnist_configs.TestConfig, precision=report["precision"])
     assert report["intra_op_threads"] == mnist_model.intra_op_threads(config)
     assert report["cell_op"] == mnist_model.uses_cell_op(config)  # what train would run
@@ -286,7 +286,7 @@ def test_benchmarks_print_json_with_every_field(command):
 
 
 def test_ptb_benchmark_times_the_step_ptb_train_runs_by_default():
-  """No flags: the precision and XLA setting of a default `ptb.train` run, as the JSON says."""
+  """No flags: the precision and XLA setting of a default `ptb.main` run, as the JSON says."""
   result = run_cli("ptb.benchmark", "--model=test", "--steps=2", "--repeats=2")
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(result.stdout)
@@ -338,7 +338,7 @@ def test_ptb_trains_and_exports_the_same_with_keras_lstm(ptb_slice, tmp_path):
   scores = []
   for flag in ("--fused_lstm", "--nofused_lstm"):
     model_dir = tmp_path / flag
-    result = run_cli("ptb.train", "--model=test", f"--data_dir={ptb_slice}",
+    result = run_cli("ptb.main", "--model=test", f"--data_dir={ptb_slice}",
                      f"--model_dir={model_dir}", "--hidden_size=16", flag,
                      "--precision=float32")  # keras.layers.LSTM has no bfloat16_matmuls
     assert result.returncode == 0, result.stderr[-3000:]

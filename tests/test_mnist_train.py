@@ -1,4 +1,4 @@
-"""python -m mnist_rnn.train end to end: artefacts, resuming, and clean errors for bad input."""
+"""python -m mnist_rnn.main end to end: artefacts, resuming, and clean errors for bad input."""
 import dataclasses
 import json
 import os
@@ -81,7 +81,7 @@ def test_end_to_end_writes_events_checkpoint_metrics_and_export(mnist_trained, m
 def test_rerun_with_more_epochs_resumes_from_the_checkpoint(mnist_trained, mnist_dir, tmp_path):
   model_dir = tmp_path / "model"
   shutil.copytree(mnist_trained[0], model_dir)
-  result = run_cli("mnist_rnn.train", "--config=test", "--epochs=2", f"--data_dir={mnist_dir}",
+  result = run_cli("mnist_rnn.main", "--config=test", "--epochs=2", f"--data_dir={mnist_dir}",
                    f"--model_dir={model_dir}")
   assert result.returncode == 0, result.stderr
   assert "resumed from" in result.stderr and "1 of 2 epochs done" in result.stderr
@@ -99,7 +99,7 @@ def test_rerun_of_a_finished_run_only_evaluates_and_exports(mnist_trained, mnist
   before = metrics_of(model_dir)
   (model_dir / "metrics.json").unlink()
   shutil.rmtree(model_dir / "export")
-  result = run_cli("mnist_rnn.train", "--config=test", f"--data_dir={mnist_dir}",
+  result = run_cli("mnist_rnn.main", "--config=test", f"--data_dir={mnist_dir}",
                    f"--model_dir={model_dir}")
   assert result.returncode == 0, result.stderr
   assert "nothing to train" in result.stderr and " train " not in result.stderr
@@ -114,7 +114,7 @@ def test_kill_9_mid_run_loses_at_most_the_current_epoch(mnist_dir, tmp_path):
   args = ["--config=test", "--epochs=3", "--max_steps_per_epoch=300", f"--data_dir={mnist_dir}",
           f"--model_dir={model_dir}"]
   env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-  process = subprocess.Popen([sys.executable, "-m", "mnist_rnn.train", *args], cwd=ROOT, env=env,
+  process = subprocess.Popen([sys.executable, "-m", "mnist_rnn.main", *args], cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   try:
     deadline = time.time() + 120
@@ -127,7 +127,7 @@ def test_kill_9_mid_run_loses_at_most_the_current_epoch(mnist_dir, tmp_path):
     process.kill()
     process.wait()
   assert not (model_dir / "metrics.json").exists()
-  result = run_cli("mnist_rnn.train", *args)
+  result = run_cli("mnist_rnn.main", *args)
   assert result.returncode == 0, result.stderr
   done = int(re.search(r"resumed from \S+: (\d) of 3 epochs done", result.stderr).group(1))
   assert done >= 1
@@ -142,7 +142,7 @@ def tiny_model_dir(tmp_path_factory):
   for prefix, count in (("train", 5), ("t10k", 3)):
     write_idx(data_dir / f"{prefix}-images-idx3-ubyte.gz", 2051, np.zeros((count, 28, 28)))
     write_idx(data_dir / f"{prefix}-labels-idx1-ubyte.gz", 2049, np.arange(count))
-  result = run_cli("mnist_rnn.train", "--config=test", f"--data_dir={data_dir}",
+  result = run_cli("mnist_rnn.main", "--config=test", f"--data_dir={data_dir}",
                    f"--model_dir={model_dir}")
   assert result.returncode == 0, result.stderr
   return model_dir
@@ -179,7 +179,7 @@ def test_bad_data_file_is_a_clean_error_that_damages_nothing(case, mnist_tiny_di
   else:
     (mnist_tiny_dir / name).write_bytes(contents)
   before = snapshot(tiny_model_dir)
-  result = run_cli("mnist_rnn.train", "--config=test", "--epochs=2",
+  result = run_cli("mnist_rnn.main", "--config=test", "--epochs=2",
                    f"--data_dir={mnist_tiny_dir}", f"--model_dir={tiny_model_dir}")
   assert_clean_error(result, name, words)
   assert snapshot(tiny_model_dir) == before
@@ -189,14 +189,14 @@ def test_bad_data_file_is_a_clean_error_that_damages_nothing(case, mnist_tiny_di
                                   "--row_groups=-1", "--intra_op_threads=-1"])
 def test_invalid_flag_is_a_clean_error_naming_it(flag, tiny_model_dir):
   before = snapshot(tiny_model_dir)
-  result = run_cli("mnist_rnn.train", flag, f"--model_dir={tiny_model_dir}")
+  result = run_cli("mnist_rnn.main", flag, f"--model_dir={tiny_model_dir}")
   assert_clean_error(result, flag.split("=")[0])
   assert snapshot(tiny_model_dir) == before
 
 
 def test_checkpoint_of_another_configuration_is_a_clean_error(mnist_tiny_dir, tiny_model_dir):
   before = snapshot(tiny_model_dir)
-  result = run_cli("mnist_rnn.train", "--config=test", "--hidden_size=32", "--epochs=2",
+  result = run_cli("mnist_rnn.main", "--config=test", "--hidden_size=32", "--epochs=2",
                    f"--data_dir={mnist_tiny_dir}", f"--model_dir={tiny_model_dir}")
   assert_clean_error(result, "different configuration", "--model_dir")
   assert snapshot(tiny_model_dir) == before

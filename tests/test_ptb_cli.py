@@ -17,7 +17,7 @@ from ptb import data
 @pytest.fixture(scope="module")
 def trained(ptb_slice, tmp_path_factory):
   model_dir = tmp_path_factory.mktemp("ptb_model")
-  result = run_cli("ptb.train", "--model=test", f"--data_path={ptb_slice}",
+  result = run_cli("ptb.main", "--model=test", f"--data_path={ptb_slice}",
                    f"--save_path={model_dir}", "--hidden_size=16", "--max_max_epoch=2")
   assert result.returncode == 0, result.stderr[-3000:]
   return model_dir, result.stderr
@@ -112,7 +112,7 @@ def test_rerun_resumes_and_continues_the_schedule(trained, ptb_slice, tmp_path):
   model_dir, _ = trained
   resumed_dir = tmp_path / "resumed"
   shutil.copytree(model_dir, resumed_dir)
-  result = run_cli("ptb.train", "--model=test", f"--data_dir={ptb_slice}",
+  result = run_cli("ptb.main", "--model=test", f"--data_dir={ptb_slice}",
                    f"--model_dir={resumed_dir}", "--hidden_size=16", "--max_max_epoch=3")
   assert result.returncode == 0, result.stderr[-3000:]
   assert "resumed from" in result.stderr
@@ -125,7 +125,7 @@ def test_rerun_resumes_and_continues_the_schedule(trained, ptb_slice, tmp_path):
 def test_kill_mid_epoch_then_resume_loses_nothing(ptb_slice, tmp_path):
   args = ["--model=test", f"--data_dir={ptb_slice}", f"--model_dir={tmp_path}",
           "--hidden_size=16", "--checkpoint_every_steps=50"]
-  process = subprocess.Popen([sys.executable, "-m", "ptb.train", *args], cwd=ROOT,
+  process = subprocess.Popen([sys.executable, "-m", "ptb.main", *args], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 120
   while time.time() < deadline and not list((tmp_path / "checkpoints").glob("ckpt-2.index")):
@@ -133,11 +133,11 @@ def test_kill_mid_epoch_then_resume_loses_nothing(ptb_slice, tmp_path):
   process.send_signal(signal.SIGKILL)
   process.wait()
   assert not (tmp_path / "metrics.json").exists(), "finished before it could be killed"
-  result = run_cli("ptb.train", *args)
+  result = run_cli("ptb.main", *args)
   assert result.returncode == 0, result.stderr[-3000:]
   resumed = [line for line in result.stderr.splitlines() if "resumed from" in line]
   assert resumed and "epoch 1, step" in resumed[0] and "step 0" not in resumed[0]
-  reference = run_cli("ptb.train", *args[:2], f"--model_dir={tmp_path / 'straight'}",
+  reference = run_cli("ptb.main", *args[:2], f"--model_dir={tmp_path / 'straight'}",
                       *args[3:])
   ours = json.loads((tmp_path / "metrics.json").read_text())
   straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
@@ -162,14 +162,14 @@ def _data_dir(path, **files):
 ])
 def test_bad_data_files(tmp_path, files, needle):
   data_dir = _data_dir(tmp_path / "data", **files)
-  result = run_cli("ptb.train", "--model=test", f"--data_dir={data_dir}",
+  result = run_cli("ptb.main", "--model=test", f"--data_dir={data_dir}",
                    f"--model_dir={tmp_path / 'model'}")
   assert_clean_error(result, needle)
 
 
 def test_missing_data_file(tmp_path):
   (tmp_path / "ptb.train.txt").write_text("a b\n")
-  result = run_cli("ptb.train", "--model=test", f"--data_dir={tmp_path}",
+  result = run_cli("ptb.main", "--model=test", f"--data_dir={tmp_path}",
                    f"--model_dir={tmp_path / 'model'}")
   assert_clean_error(result, "lacks ptb.valid.txt, ptb.test.txt")
 
@@ -181,15 +181,29 @@ def test_missing_data_file(tmp_path):
     ("--precision=mixed_float16", "needs loss scaling"),
 ])
 def test_invalid_flags(tmp_path, flag, needle):
-  result = run_cli("ptb.train", *flag.split(), "--use_synthetic_data", f"--model_dir={tmp_path}")
+  result = run_cli("ptb.main", *flag.split(), "--use_synthetic_data", f"--model_dir={tmp_path}")
   assert_clean_error(result, needle)
+  assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("app", ["ptb", "mnist_rnn"])
+def test_the_library_module_run_as_a_command_names_the_command(tmp_path, app):
+  """`python -m APP.train` (the command before APP.main) stops and says what to run."""
+  result = run_cli(f"{app}.train", "--use_synthetic_data", f"--model_dir={tmp_path}")
+  assert_clean_error(result, f"python -m {app}.main")
+  assert not list(tmp_path.iterdir())
+
+
+def test_stray_arguments_are_refused(tmp_path):
+  result = run_cli("ptb.main", "small", "--use_synthetic_data", f"--model_dir={tmp_path}")
+  assert_clean_error(result, "unexpected arguments ['small']")
   assert not list(tmp_path.iterdir())
 
 
 def test_changed_config_does_not_touch_the_saved_run(trained, ptb_slice):
   model_dir, _ = trained
   before = {p.name: p.stat().st_mtime_ns for p in (model_dir / "checkpoints").iterdir()}
-  result = run_cli("ptb.train", "--model=test", f"--data_dir={ptb_slice}",
+  result = run_cli("ptb.main", "--model=test", f"--data_dir={ptb_slice}",
                    f"--model_dir={model_dir}", "--hidden_size=32")
   assert_clean_error(result, "hidden_size", "new --model_dir")
   assert before == {p.name: p.stat().st_mtime_ns for p in (model_dir / "checkpoints").iterdir()}

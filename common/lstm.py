@@ -202,20 +202,15 @@ def _written_out(inputs, h, c, kernel, bias, recurrent_kernel, bfloat16_matmuls,
     h_matmul, matmul_inputs, saved, outputs = tf.cast(h, dtype), [], [], []
     for t in range(steps):
       matmul_inputs.append(h_matmul)
-      c_prev = c
       if ops:
+        c_prev = c
         h, h_matmul, c, activations, tanh_c = ops.lstm_cell_forward(
             projected[t], tf.matmul(h_matmul, recurrent_kernel), c)
         saved.append((activations, c_prev, tanh_c))
       else:
-        gates = projected[t] + product(h_matmul, recurrent_kernel)  # [B, 4H]
-        i, f, g, o = tf.split(gates, 4, axis=-1)
-        i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-        c = f * c + i * g
-        tanh_c = tf.tanh(c)
-        h = o * tanh_c
+        h, c, saved_t = _cell_forward(projected[t] + product(h_matmul, recurrent_kernel), c)
         h_matmul = tf.cast(h, dtype)
-        saved.append((i, f, g, o, c_prev, tanh_c))
+        saved.append(saved_t)
       outputs.append(h)
 
     def gradient(d_outputs, dh, dc):  # [B, T, H], [B, H], [B, H]
@@ -230,15 +225,8 @@ def _written_out(inputs, h, c, kernel, bias, recurrent_kernel, bfloat16_matmuls,
                                                                  dc, d_bias)
           dh = tf.matmul(d_matmul_gates[t], recurrent_kernel, transpose_b=True)
           continue
-        i, f, g, o, c_prev, tanh_c = saved[t]
-        dh = dh + d_outputs[:, t]
-        dc = dc + tf.raw_ops.TanhGrad(y=tanh_c, dy=dh * o)
-        d_gates[t] = tf.concat([tf.raw_ops.SigmoidGrad(y=i, dy=dc * g),
-                                tf.raw_ops.SigmoidGrad(y=f, dy=dc * c_prev),
-                                tf.raw_ops.TanhGrad(y=g, dy=dc * i),
-                                tf.raw_ops.SigmoidGrad(y=o, dy=dh * tanh_c)], axis=-1)
+        d_gates[t], dc = _cell_backward(saved[t], dh + d_outputs[:, t], dc, fence)
         d_matmul_gates[t] = tf.cast(d_gates[t], dtype)
-        dc = tf.linalg.matmul(dc * f, tf.eye(units)) if fence else dc * f
         dh = product(d_matmul_gates[t], recurrent_kernel, transpose_b=True)
       if ops:
         dh = tf.cast(dh, tf.float32)
@@ -254,3 +242,30 @@ def _written_out(inputs, h, c, kernel, bias, recurrent_kernel, bfloat16_matmuls,
     return (tf.stack(outputs, axis=1), h, c), gradient
 
   return chain(inputs, h, c, kernel, bias, recurrent_kernel)
+
+
+def _cell_forward(gates, c_prev):
+  """The gate arithmetic of one step in TensorFlow's ops: gates [B, 4H] (float32, the bias
+  and both matmuls added) and c_prev [B, H] -> h, c and what `_cell_backward` needs."""
+  i, f, g, o = tf.split(gates, 4, axis=-1)
+  i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+  c = f * c_prev + i * g
+  tanh_c = tf.tanh(c)
+  return o * tanh_c, c, (i, f, g, o, c_prev, tanh_c)
+
+
+def _cell_backward(saved, dh, dc, fence):
+  """`_cell_forward`'s gradient: dh, dc [B, H] -> the gates' gradient [B, 4H], dc_prev.
+
+  `fence`: dc_prev leaves through a matmul by the identity, where XLA's fusion stops (see
+  `_written_out`)."""
+  i, f, g, o, c_prev, tanh_c = saved
+  dc = dc + tf.raw_ops.TanhGrad(y=tanh_c, dy=dh * o)
+  d_gates = tf.concat([tf.raw_ops.SigmoidGrad(y=i, dy=dc * g),
+                       tf.raw_ops.SigmoidGrad(y=f, dy=dc * c_prev),
+                       tf.raw_ops.TanhGrad(y=g, dy=dc * i),
+                       tf.raw_ops.SigmoidGrad(y=o, dy=dh * tanh_c)], axis=-1)
+  dc_prev = dc * f
+  if fence:
+    dc_prev = tf.linalg.matmul(dc_prev, tf.eye(dc_prev.shape[-1]))
+  return d_gates, dc_prev

@@ -3,10 +3,47 @@
 Nothing app-specific lives here; see WORKSPACE.md for the map.
 """
 import os
+import re
+import sys
+import tempfile
 
 # TensorFlow's C++ start-up chatter (oneDNN notices, "no CUDA drivers") drowns the
 # progress lines on CPU machines. A user who wants it back sets the variable themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _import_tensorflow_quietly():
+  """`import tensorflow`, keeping from stderr the C++ log lines TF_CPP_MIN_LOG_LEVEL hides.
+
+  TensorFlow 2.21 logs through Abseil, which writes every line logged before its
+  InitializeLog() to stderr whatever the level (abseil/abseil-cpp#1957): importing it
+  prints six such lines on a CPU machine. The import runs with stderr (the file descriptor,
+  which the C++ code writes to) in a temporary file; what comes back is what the level lets
+  through, and everything that is not a C++ log line, such as Python's own errors.
+  """
+  level = os.environ["TF_CPP_MIN_LOG_LEVEL"].strip()
+  hidden = "IWE"[:int(level)] if level.isdigit() else ""  # 1 hides INFO, 2 also WARNING, ...
+  if not hidden or "tensorflow" in sys.modules:
+    import tensorflow  # noqa: F401
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile("w+", errors="replace") as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      import tensorflow  # noqa: F401
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      for line in captured:
+        severity = re.match(r"([IWEF])\d{4} |(WARNING): All log messages before absl", line)
+        if not severity or (severity[1] or "I") not in hidden:
+          sys.stderr.write(line)
+
+
+_import_tensorflow_quietly()
 
 import logging as _logging
 

@@ -195,8 +195,10 @@ def test_the_library_module_run_as_a_command_names_the_command(tmp_path, app):
 
 
 def test_stray_arguments_are_refused(tmp_path):
+  """...in one line: nothing else on stderr, not even TensorFlow's start-up log lines."""
   result = run_cli("ptb.main", "small", "--use_synthetic_data", f"--model_dir={tmp_path}")
   assert_clean_error(result, "unexpected arguments ['small']")
+  assert len(result.stderr.strip().splitlines()) == 1, result.stderr
   assert not list(tmp_path.iterdir())
 
 

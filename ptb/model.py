@@ -140,11 +140,27 @@ def token_nll(logits, targets):
   log-sum-exp minus the target's logit: the same number as
   tf.nn.sparse_softmax_cross_entropy_with_logits, 2x faster on CPU here, because that op also
   computes the whole softmax for its gradient even when no gradient is taken (evaluation).
+  The gradient, softmax - one_hot(targets), reuses the exponentials of the loss instead of
+  taking them again over [batch * steps, vocab]: the ptb default step 1.03x faster.
   """
   logits = tf.cast(logits, tf.float32)
   targets = tf.convert_to_tensor(targets)
-  return tf.reduce_sum(tf.reduce_logsumexp(logits, axis=-1)
-                       - tf.gather(logits, targets, batch_dims=targets.shape.rank))
+
+  @tf.custom_gradient
+  def nll(logits):
+    top = tf.reduce_max(logits, axis=-1, keepdims=True)
+    top = tf.where(tf.math.is_finite(top), top, tf.zeros_like(top))  # as tf.reduce_logsumexp
+    exps = tf.exp(logits - top)
+    sums = tf.reduce_sum(exps, axis=-1, keepdims=True)
+    log_sum_exp = tf.squeeze(tf.math.log(sums) + top, -1)
+    target_logits = tf.gather(logits, targets, batch_dims=targets.shape.rank)
+
+    def gradient(upstream):  # a scalar
+      return exps * (upstream / sums) - upstream * tf.one_hot(targets, tf.shape(logits)[-1])
+
+    return tf.reduce_sum(log_sum_exp - target_logits), gradient
+
+  return nll(logits)
 
 
 def forward_flops_per_token(config):

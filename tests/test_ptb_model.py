@@ -130,6 +130,31 @@ def test_batch_one_test_evaluation_does_not_depend_on_the_window_length():
   assert by_one == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_token_nll_and_its_gradient_are_tensorflows_cross_entropy(jit_compile):
+  rng = np.random.default_rng(0)
+  targets = tf.constant(rng.integers(0, 50, (4, 3)), tf.int32)
+  logits = tf.constant(rng.normal(0, 30, (4, 3, 50)), tf.float32)  # exp would overflow unshifted
+  logits = tf.tensor_scatter_nd_update(logits, [[0, 0, 7]], [1e4])  # one word certain
+
+  def loss_and_gradient(loss_fn):
+    def run(logits):
+      with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = loss_fn(logits) * 3.0  # the upstream gradient is not always 1
+      return loss, tape.gradient(loss, logits)
+    return tf.function(run, jit_compile=jit_compile)(logits)
+
+  nll, grad = loss_and_gradient(lambda logits: token_nll(logits, targets))
+  expected, expected_grad = loss_and_gradient(lambda logits: tf.reduce_sum(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)))
+  np.testing.assert_allclose(nll, expected, rtol=1e-6)
+  np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
+  # A diverged model's infinite logit gives a non-finite loss, as TensorFlow's does.
+  inf_logits = tf.tensor_scatter_nd_update(logits, [[1, 1, 3]], [np.inf])
+  assert not np.isfinite(token_nll(inf_logits, targets))
+
+
 def test_bfloat16_matmuls_round_the_inputs_but_not_the_logits():
   rng = np.random.default_rng(0)
   x = tf.constant(rng.normal(0, 2, (64, 16)), tf.float32)  # logits of magnitude ~10, as trained

@@ -131,10 +131,11 @@ def test_batch_one_test_evaluation_does_not_depend_on_the_window_length():
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_token_nll_and_its_gradient_are_tensorflows_cross_entropy(jit_compile):
+@pytest.mark.parametrize("batch", [4, 5, 1])  # 12 rows in 4 groups, 15 in 4 uneven ones, 3 in 1
+def test_token_nll_and_its_gradient_are_tensorflows_cross_entropy(jit_compile, batch):
   rng = np.random.default_rng(0)
-  targets = tf.constant(rng.integers(0, 50, (4, 3)), tf.int32)
-  logits = tf.constant(rng.normal(0, 30, (4, 3, 50)), tf.float32)  # exp would overflow unshifted
+  targets = tf.constant(rng.integers(0, 50, (batch, 3)), tf.int32)
+  logits = tf.constant(rng.normal(0, 30, (batch, 3, 50)), tf.float32)  # exp overflows unshifted
   logits = tf.tensor_scatter_nd_update(logits, [[0, 0, 7]], [1e4])  # one word certain
 
   def loss_and_gradient(loss_fn):
@@ -145,13 +146,13 @@ def test_token_nll_and_its_gradient_are_tensorflows_cross_entropy(jit_compile):
       return loss, tape.gradient(loss, logits)
     return tf.function(run, jit_compile=jit_compile)(logits)
 
-  nll, grad = loss_and_gradient(lambda logits: token_nll(logits, targets))
+  nll, grad = loss_and_gradient(lambda logits: token_nll(logits, targets, row_groups=4))
   expected, expected_grad = loss_and_gradient(lambda logits: tf.reduce_sum(
       tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)))
   np.testing.assert_allclose(nll, expected, rtol=1e-6)
   np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
   # A diverged model's infinite logit gives a non-finite loss, as TensorFlow's does.
-  inf_logits = tf.tensor_scatter_nd_update(logits, [[1, 1, 3]], [np.inf])
+  inf_logits = tf.tensor_scatter_nd_update(logits, [[batch - 1, 1, 3]], [np.inf])
   assert not np.isfinite(token_nll(inf_logits, targets))
 
 

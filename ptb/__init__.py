@@ -6,13 +6,13 @@ TensorFlow's ptb_word_lm tutorial trains it: an embedding, two LSTM layers with 
 over the window's time steps, gradients clipped by global norm; the LSTM state carried from
 window to window (truncated backpropagation through time).
 
-Results (perplexity; small: one 13-epoch run in the default bfloat16_matmuls + XLA, 18 min on
-the 2-core CPU, commit a2b83e3; 114.06 in float32 + XLA, 114.18 without XLA, 114.81 on 2
+Results (perplexity; small: one 13-epoch run in the default bfloat16_matmuls + XLA, 17 min on
+the 2-core CPU, commit 764404c; 114.06 in float32 + XLA, 114.18 without XLA, 114.81 on 2
 tf.distribute replicas; see README.md):
 
 | config | tutorial train / valid / test | paper test | ours train / valid / test |
 |--------|-------------------------------|------------|---------------------------|
-| small  | 37.99 / 121.39 / 115.91       | 114.5      | 40.38 / 117.76 / 112.83   |
+| small  | 37.99 / 121.39 / 115.91       | 114.5      | 40.56 / 117.60 / 112.75   |
 | medium | 48.45 / 86.16 / 82.07         | 82.7       | not yet verified (no GPU) |
 | large  | 37.87 / 82.62 / 78.29         | 78.4       | not yet verified (no GPU) |
 

@@ -24,14 +24,14 @@ def _import_tensorflow_quietly():
   level = os.environ["TF_CPP_MIN_LOG_LEVEL"].strip()
   hidden = "IWE"[:int(level)] if level.isdigit() else ""  # 1 hides INFO, 2 also WARNING, ...
   if not hidden or "tensorflow" in sys.modules:
-    import tensorflow  # noqa: F401
+    _import_tensorflow()
     return
   sys.stderr.flush()
   saved = os.dup(2)
   with tempfile.TemporaryFile("w+", errors="replace") as captured:
     os.dup2(captured.fileno(), 2)
     try:
-      import tensorflow  # noqa: F401
+      _import_tensorflow()
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)
@@ -41,6 +41,14 @@ def _import_tensorflow_quietly():
         severity = re.match(r"([IWEF])\d{4} |(WARNING): All log messages before absl", line)
         if not severity or (severity[1] or "I") not in hidden:
           sys.stderr.write(line)
+
+
+def _import_tensorflow():
+  try:
+    import tensorflow  # noqa: F401
+  except ImportError as error:
+    raise SystemExit(f"error: cannot import TensorFlow ({error}); install the requirements: "
+                     "pip install -r requirements.txt") from None
 
 
 _import_tensorflow_quietly()

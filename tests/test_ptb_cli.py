@@ -202,6 +202,16 @@ def test_stray_arguments_are_refused(tmp_path):
   assert not list(tmp_path.iterdir())
 
 
+def test_a_broken_tensorflow_install_is_one_line_not_a_traceback(tmp_path):
+  fake = tmp_path / "tensorflow"  # a TensorFlow whose import fails, found before the real one
+  fake.mkdir()
+  (fake / "__init__.py").write_text('raise ImportError("No module named tensorflow.python")\n')
+  result = subprocess.run([sys.executable, "-m", "ptb.main"], cwd=ROOT, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin",
+                                          "PYTHONPATH": f"{tmp_path}:{ROOT}"})
+  assert_clean_error(result, "cannot import TensorFlow", "pip install -r requirements.txt")
+
+
 def test_changed_config_does_not_touch_the_saved_run(trained, ptb_slice):
   model_dir, _ = trained
   before = {p.name: p.stat().st_mtime_ns for p in (model_dir / "checkpoints").iterdir()}

@@ -2,7 +2,7 @@
 import tensorflow as tf
 from absl import flags
 
-from common import distribute, precision
+from common import distribute, errors, precision
 
 
 def define_common_flags(data_env_var, default_precision="float32", default_jit_compile=False,
@@ -50,6 +50,13 @@ def strategy_from_flags():
   """The strategy the flags ask for; call it first in main, before any TensorFlow op."""
   flag = flags.FLAGS
   return distribute.make_strategy(flag.strategy, flag.num_gpus, flag.num_cpu_devices)
+
+
+def no_positional_arguments(argv, example):
+  """A train command takes flags only: stray words (`small` for `--model=small`) are an error,
+  not silently ignored. `example` is a flag to show in the message."""
+  if len(argv) > 1:
+    raise errors.UserError(f"unexpected arguments {argv[1:]}: flags look like {example}")
 
 
 def non_negative(name):

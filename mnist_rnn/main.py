@@ -66,8 +66,7 @@ def config_from_flags():
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise errors.UserError(f"unexpected arguments {argv[1:]}: flags look like --epochs=3")
+  common_flags.no_positional_arguments(argv, "--epochs=3")
   config = config_from_flags()
   # Both process-wide, before any TensorFlow op: 1 thread per op with row groups (model.py).
   threads = FLAGS.intra_op_threads or intra_op_threads(config)

@@ -339,4 +339,5 @@ def write_metrics(config, chief, state, test, train_steps):
 
 
 if __name__ == "__main__":  # the command was `python -m mnist_rnn.train` until 2026-11-26
-  raise SystemExit("error: mnist_rnn.train is the library; train with python -m mnist_rnn.main (same flags)")
+  raise SystemExit("error: mnist_rnn.train is the library; train with python -m mnist_rnn.main "
+                   "(same flags)")

@@ -8,7 +8,8 @@ import dataclasses
 from absl import flags, logging
 
 from common import distribute, errors, precision
-from common.flags import define_common_flags, positive, strategy_from_flags
+from common.flags import (define_common_flags, no_positional_arguments, positive,
+                          strategy_from_flags)
 from ptb import configs, train
 from ptb.model import BFLOAT16_MATMULS
 
@@ -38,8 +39,7 @@ def define_flags():
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise errors.UserError(f"unexpected arguments {argv[1:]}: flags look like --model=small")
+  no_positional_arguments(argv, "--model=small")
   flag = flags.FLAGS
   strategy = strategy_from_flags()  # first: multi-worker and logical devices need that
   config = configs.get_config(flag.model, **{name: flag[name].value for name in configs.FIELDS})

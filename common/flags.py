@@ -1,4 +1,6 @@
 """absl flags both apps define the same way. Only entry modules call these."""
+import dataclasses
+
 import tensorflow as tf
 from absl import flags
 
@@ -31,6 +33,40 @@ def define_common_flags(data_env_var, default_precision="float32", default_jit_c
                        "logical devices, one mirrored replica each (to try tf.distribute).")
   non_negative("num_gpus")
   positive("num_cpu_devices")
+
+
+def define_config_flags(config_class, configs, default, choices=None, skip=()):
+  """`--model` (a name of `configs`) and one flag per field of `config_class`, named as the
+  field, that overrides the chosen config's value; fields in `skip` are flags already.
+
+  Args:
+    config_class: the dataclass every config is (each config has every field).
+    configs: name -> config class, for `--model`.
+    default: the default name.
+    choices: field -> allowed strings, for the str fields.
+  """
+  flags.DEFINE_enum("model", default, list(configs), "Configuration to start from; the flags "
+                    "named after its fields override it (--helpfull lists them).")
+  for field in dataclasses.fields(config_class):
+    if field.name in skip:
+      continue
+    help_text = f"Override the config's {field.name}."
+    if field.type is bool:
+      flags.DEFINE_bool(field.name, None, help_text)
+    elif field.type is str:
+      flags.DEFINE_enum(field.name, None, list((choices or {})[field.name]), help_text)
+    else:
+      define = flags.DEFINE_integer if field.type is int else flags.DEFINE_float
+      define(field.name, None, help_text)
+
+
+def config_from_flags(configs, fields=None):
+  """`--model`'s config with each config flag given on the command line replacing its field
+  (`fields`: which fields are flags; default all of them)."""
+  config = configs[flags.FLAGS.model]()
+  names = fields or [field.name for field in dataclasses.fields(config)]
+  overrides = {name: flags.FLAGS[name].value for name in names if flags.FLAGS[name].present}
+  return dataclasses.replace(config, **overrides)
 
 
 def define_intra_op_threads_flag():

@@ -74,3 +74,12 @@ def load_export(model_dir):
     raise UserError(f"no SavedModel at {export_dir}: train first (it exports at the end) or "
                     "pass the --model_dir you trained with")
   return tf.saved_model.load(str(export_dir))
+
+
+def check_model_dir(model_dir):
+  """Refuses a --model_dir that cannot be a directory (an existing file), before any work."""
+  path = pathlib.Path(model_dir)
+  for parent in (path, *path.parents):
+    if parent.exists() and not parent.is_dir():
+      raise UserError(f"--model_dir={model_dir}: {parent} is a file, not a directory: pass "
+                      "a directory (it is created if missing)")

@@ -1,6 +1,6 @@
 """Times the MNIST RNN train and eval steps on synthetic data of the real shapes; prints JSON.
 
-Usage: python -m mnist_rnn.benchmark [--config=test] [--precision=mixed_bfloat16]
+Usage: python -m mnist_rnn.benchmark [--model=test] [--precision=mixed_bfloat16]
                                      [--jit_compile] [--row_groups=N] [--intra_op_threads=N]
                                      [--nocell_op]
        python -m mnist_rnn.benchmark --compare   # our step variants vs a plain model.fit
@@ -54,7 +54,7 @@ def fit_baseline(config, steps):
   call at random (measured), while a real training run makes one call for many steps.
   """
   keras.utils.set_random_seed(0)
-  model = build_model(dataclasses.replace(config, fused_lstm=False))
+  model = build_model(dataclasses.replace(config, lstm="keras"))
   model.compile(keras.optimizers.Adam(config.learning_rate),
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   images, labels = synthetic_batch(config)
@@ -97,12 +97,13 @@ def run(config, compare, steps, repeats, threads=0):
   if compare:
     variants = {"fit_baseline": fit_baseline(config, steps)}
     for name, overrides in [
-        ("keras_lstm_loop", {"fused_lstm": False}), ("float32", {}),
+        ("keras_lstm_loop", {"lstm": "keras"}), ("reference", {"lstm": "reference"}),
+        ("float32", {}),
         ("float32_xla", {"jit_compile": True}), ("bfloat16", {"precision": "mixed_bfloat16"}),
         ("bfloat16_tensorflow_ops", {"precision": "mixed_bfloat16", "cell_op": False}),
         ("bfloat16_one_row_group", {"precision": "mixed_bfloat16", "row_groups": 1}),
         ("bfloat16_xla", {"precision": "mixed_bfloat16", "jit_compile": True})]:
-      plain = {"fused_lstm": True, "precision": "float32", "jit_compile": False}
+      plain = {"lstm": "fast", "precision": "float32", "jit_compile": False}
       variants[name] = _repeat(our_steps(dataclasses.replace(
           config, **{**plain, **overrides}))[0], steps)
     # One call of each variant runs `steps` steps, so time blocks of one call.
@@ -127,21 +128,22 @@ def _repeat(step, steps):
 def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
-  config = dataclasses.replace(configs.CONFIGS[FLAGS.config],
-                               precision=precision.resolve(FLAGS.precision),
-                               jit_compile=FLAGS.jit_compile, fused_lstm=FLAGS.fused_lstm,
-                               row_groups=FLAGS.row_groups, cell_op=FLAGS.cell_op)
+  config = configs.get_config(FLAGS.model, precision=precision.resolve(FLAGS.precision),
+                              jit_compile=FLAGS.jit_compile, lstm=FLAGS.lstm,
+                              row_groups=FLAGS.row_groups, cell_op=FLAGS.cell_op)
   threads = FLAGS.intra_op_threads or intra_op_threads(config)
   common_flags.set_intra_op_threads(threads)  # before any TensorFlow op
   benchmark.print_json(run(config, FLAGS.compare, FLAGS.steps, FLAGS.repeats, threads))
 
 
 if __name__ == "__main__":
-  flags.DEFINE_enum("config", "tutorial", list(configs.CONFIGS), "Configuration to time.")
+  flags.DEFINE_enum("model", "tutorial", list(configs.CONFIGS), "Configuration to time.")
+  flags.DEFINE_alias("config", "model")
   flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"], "Compute dtype "
                     "(auto: as mnist_rnn.main picks it).")
   flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
-  flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM.")
+  flags.DEFINE_enum("lstm", "fast", list(configs.CHOICES["lstm"]), "How the LSTM runs "
+                    "(common/lstm.py): reference, fast, or keras.")
   flags.DEFINE_integer("row_groups", 0, "Fused LSTM: independent chains of rows (0: 2 on a "
                        "CPU without XLA, else 1).", lower_bound=0)
   flags.DEFINE_bool("cell_op", True, "Fused LSTM on a CPU without XLA: the gate arithmetic "

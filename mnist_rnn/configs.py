@@ -1,11 +1,18 @@
-"""Configurations: the tutorial's model and a tiny one for tests. Every config has every field."""
+"""Configurations: the tutorial's model and a tiny one for tests. Every config has every field.
+
+The `--model` flag picks one (`--config` is its alias) and any field can be overridden by a
+flag of its own name (`--epochs=3`, `--cell=gru`). The learning-rate schedule is
+`learning_rate(config, epoch)` below.
+"""
 import dataclasses
 
 CELLS = ("lstm", "gru", "rnn")
+CHOICES = {"cell": CELLS, "lstm": ("reference", "fast", "keras"),
+           "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16")}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class TutorialConfig:
   """The TensorFlow-Examples recurrent_network tutorial: one LSTM of 128 units, Adam 0.001."""
   cell: str = "lstm"  # lstm, gru or rnn (a plain tanh RNN)
   hidden_size: int = 128
@@ -27,26 +34,43 @@ class Config:
   seed: int = 0
   use_synthetic_data: bool = False
   jit_compile: bool = False
-  # lstm cells: common.lstm.LSTM (input projection outside the time loop, loop unrolled)
-  # instead of keras.layers.LSTM; the same model, faster on CPU (ptb/benchmark numbers).
-  fused_lstm: bool = True
-  # Fused LSTM cells: the batch's rows run as this many independent chains of steps, which a
-  # CPU's cores run in parallel (common.lstm; 0: common.lstm.default_row_groups(), 2 on a CPU
-  # without XLA, else 1). The same numbers for every row, only faster.
+  # How the LSTM runs, not what it computes (common/lstm.py): reference (TensorFlow's
+  # autodiff, the yardstick), fast (the written-out passes; fastest on a CPU) or keras
+  # (keras.layers.LSTM, cuDNN on a GPU).
+  lstm: str = "fast"
+  # The fast LSTM: the batch's rows as this many independent chains of steps, which a CPU's
+  # cores run in parallel (0: common.fast_lstm.default_row_groups(), 2 on a CPU without XLA,
+  # else 1). The same numbers for every row, only faster.
   row_groups: int = 0
-  # Fused LSTM cells on a CPU without XLA: each time step's gate arithmetic as one op each
-  # way, compiled for this CPU on first use (common/cell_op.py; TensorFlow's ops where it
-  # cannot be built). 1.2x faster train step, measured; exports use TensorFlow's ops.
+  # The fast LSTM on a CPU without XLA: each time step's gate arithmetic as one op each way,
+  # compiled for this CPU on first use (common/cell_op.py; TensorFlow's ops where it cannot
+  # be built). Exports use TensorFlow's ops.
   cell_op: bool = True
-  # auto: mixed_bfloat16 where the hardware is fast at it (1.30x the float32 train step on
-  # our 2-core AVX-512 BF16 CPU, 98.60% against 98.63% test accuracy, measured), else float32.
+  # auto: mixed_bfloat16 where the hardware is fast at it (AVX-512 BF16 or AMX CPUs, recent
+  # GPUs: the accuracy of float32, README), else float32.
   precision: str = "auto"
 
 
-TutorialConfig = Config()
+@dataclasses.dataclass(frozen=True)
+class TestConfig(TutorialConfig):
+  """Small enough that an end-to-end run (one short epoch, the full test set) takes seconds."""
+  hidden_size: int = 16
+  batch_size: int = 32
+  epochs: int = 1
+  max_steps_per_epoch: int = 20
+  log_every_steps: int = 10
 
-# Small enough that an end-to-end run (one short epoch, the full test set) takes seconds.
-TestConfig = Config(hidden_size=16, batch_size=32, epochs=1, max_steps_per_epoch=20,
-                    log_every_steps=10)
 
 CONFIGS = {"tutorial": TutorialConfig, "test": TestConfig}
+
+
+def get_config(name, **overrides):
+  """The named config with `overrides` (field -> value; None means keep the default)."""
+  config = CONFIGS[name]()
+  return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def learning_rate(config, epoch):
+  """The tutorial's constant rate, then times `lr_decay` each epoch after `lr_decay_start`
+  (`epoch` counts from 1)."""
+  return config.learning_rate * config.lr_decay ** max(epoch - config.lr_decay_start, 0)

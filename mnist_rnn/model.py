@@ -1,9 +1,12 @@
-"""The recurrent classifier: 28 rows in, one at a time; the last hidden state picks the digit."""
+"""The recurrent classifier: 28 rows in, one at a time; the last hidden state picks the digit.
+
+`config.lstm` picks how the LSTM runs (common/lstm.py: reference, fast, keras), the same model
+each way; `cell`, `num_layers` and `bidirectional` generalise the tutorial's model.
+"""
 import keras
 
 from common import cell_op as cell_op_library
-from common import lstm as common_lstm
-from common import precision
+from common import fast_lstm, lstm, precision
 from mnist_rnn.data import IMAGE_SIZE, NUM_CLASSES
 
 RNN_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
@@ -27,8 +30,8 @@ def build_model(config):
   x = inputs
   for i in range(config.num_layers):
     last = i == config.num_layers - 1
-    if config.cell == "lstm" and config.fused_lstm:
-      x = _fused_lstm(x, config, policy, i, last)
+    if config.cell == "lstm" and config.lstm != "keras":
+      x = _our_lstm(x, config, policy, i, last)
       continue
     # Lower layers hand the whole sequence up; the top one returns only its last state.
     layer = RNN_LAYERS[config.cell](config.hidden_size, return_sequences=not last,
@@ -42,11 +45,11 @@ def build_model(config):
 
 
 def row_groups(config):
-  """How many independent chains of rows our LSTM layers run (`config.row_groups`, or 0:
-  common.lstm's default for this device); 0 for the Keras layers, which have no groups."""
-  if config.cell != "lstm" or not config.fused_lstm:
+  """How many independent chains of rows the fast LSTM runs (`config.row_groups`, or 0:
+  common.fast_lstm's default for this device); 0 for the other layers, which have no groups."""
+  if config.cell != "lstm" or config.lstm != "fast":
     return 0
-  return config.row_groups or common_lstm.default_row_groups(config.jit_compile)
+  return config.row_groups or fast_lstm.default_row_groups(config.jit_compile)
 
 
 def _policy(config):
@@ -73,23 +76,22 @@ def intra_op_threads(config):
   return 1 if row_groups(config) > 1 else 0
 
 
-def _fused_lstm(x, config, policy, index, last):
-  """common.lstm.LSTM in place of keras.layers.LSTM: same maths and initialisation
-  (Glorot kernel, orthogonal recurrent kernel, forget bias 1), input projection hoisted out
-  of the 28-step loop and the loop unrolled.
-  """
+def _our_lstm(x, config, policy, index, last):
+  """common.lstm.LSTM in place of keras.layers.LSTM: the same maths and initialisation
+  (Glorot kernel, orthogonal recurrent kernel, forget bias 1: Keras' and the tutorial's)."""
 
-  def lstm(name):
-    return common_lstm.LSTM(config.hidden_size, keras.initializers.GlorotUniform(),
-                            keras.initializers.Orthogonal(), forget_bias=1.0,
-                            row_groups=row_groups(config), under_xla=config.jit_compile,
-                            cell_op=uses_cell_op(config), dtype=policy, name=name)
+  def layer(name):
+    return lstm.LSTM(config.hidden_size, keras.initializers.GlorotUniform(),
+                     keras.initializers.Orthogonal(), forget_bias=1.0,
+                     implementation=config.lstm, row_groups=max(row_groups(config), 1),
+                     under_xla=config.jit_compile, cell_op=uses_cell_op(config), dtype=policy,
+                     name=name)
 
-  outputs, h, _ = lstm(f"lstm_{index}")(x)  # [batch, 28, hidden], [batch, hidden]
+  outputs, h, _ = layer(f"lstm_{index}")(x)  # [batch, 28, hidden], [batch, hidden]
   if not config.bidirectional:
     return h if last else outputs
   reverse = keras.layers.Lambda(lambda t: t[:, ::-1], name=f"reverse_{index}")
-  backward_outputs, backward_h, _ = lstm(f"lstm_{index}_backward")(reverse(x))
+  backward_outputs, backward_h, _ = layer(f"lstm_{index}_backward")(reverse(x))
   if last:
     return keras.layers.Concatenate(name=f"concat_{index}")([h, backward_h])
   return keras.layers.Concatenate(name=f"concat_{index}")([outputs, reverse(backward_outputs)])

@@ -9,19 +9,13 @@ import keras
 import tensorflow as tf
 
 from common import distribute, precision, storage
-from common import lstm as common_lstm
 from common.metrics import Mean
 from common.progress import Progress, Summaries, format_seconds, log
-from mnist_rnn import data
+from mnist_rnn import configs, data, export
 from mnist_rnn.model import build_model, uses_cell_op
 
 LOG_LINE = ("epoch {epoch:3d}/{epochs:<3d} {split:<5s} {step:5d}/{steps:<5d} loss {loss:7.4f}  "
             "accuracy {accuracy:7.3f}%  lr {lr:.1e}  {rate:7.0f} examples/s  eta {eta}")
-
-
-def learning_rate(config, epoch):
-  """The tutorial's constant rate, then times `lr_decay` each epoch after `lr_decay_start`."""
-  return config.learning_rate * config.lr_decay ** max(epoch - config.lr_decay_start, 0)
 
 
 def make_optimizer(config):
@@ -130,27 +124,6 @@ def run_epoch(step_fn, batches, num_steps, split, epoch, config, lr, log_every, 
   return {"loss": loss.result(), "accuracy": accuracy.result(), "examples": accuracy.count,
           "seconds": seconds,
           "examples_per_second": (accuracy.count - seen_before) / max(seconds, 1e-9)}
-
-
-def export(model, export_dir):
-  """Writes the SavedModel: serving_default(images uint8 [N, 28, 28]) -> probabilities, classes.
-
-  Loading it needs TensorFlow alone; the scaling to [0, 1] is inside the signature.
-  """
-  module = tf.Module()
-  module.model = model
-
-  @tf.function(input_signature=[tf.TensorSpec([None, data.IMAGE_SIZE, data.IMAGE_SIZE],
-                                              tf.uint8, name="images")])
-  def serve(images):
-    logits = model(data.preprocess(images), training=False)  # [N, 10] float32
-    return {"probabilities": tf.nn.softmax(logits), "classes": tf.argmax(logits, axis=-1)}
-
-  module.serve = serve
-  # Every function saved (Keras traces the model's own as well) on TensorFlow's ops alone, so
-  # that the export loads where the LSTM cell op is not built.
-  with common_lstm.tensorflow_ops_only():
-    return storage.save_model(module, export_dir, signatures={"serving_default": serve})
 
 
 class State:
@@ -267,11 +240,11 @@ def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
     batches = distribute.distribute_batches(
         strategy, lambda: data.batches(test_examples, config.batch_size))
     return run_epoch(eval_step, batches, test_steps, "test", epoch, config,
-                     learning_rate(config, epoch), log_every=test_steps)
+                     configs.learning_rate(config, epoch), log_every=test_steps)
 
   test = None
   for epoch in range(int(state.epoch) + 1, config.epochs + 1):
-    lr = learning_rate(config, epoch)
+    lr = configs.learning_rate(config, epoch)
     optimizer.learning_rate = lr
     train = train_epoch(train_step, train_examples, steps_per_epoch, epoch, config, lr, state,
                         manager, strategy)
@@ -286,7 +259,7 @@ def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
   if test is None:  # nothing left to train: a finished run re-evaluates and re-exports
     log("nothing to train: %d of %d epochs already done", int(state.epoch), config.epochs)
     test = evaluate(int(state.epoch))
-  export(model, chief.path / "export")
+  export.export(model, chief.path / "export")
   state.tick()
   metrics = write_metrics(config, chief, state, test, int(optimizer.iterations.numpy()))
   chief.clean()
@@ -336,8 +309,3 @@ def write_metrics(config, chief, state, test, train_steps):
       test["loss"], metrics["epochs"], f"wrote {chief.path / 'metrics.json'}" if chief.chief
       else "the chief writes the results")
   return metrics
-
-
-if __name__ == "__main__":  # the command was `python -m mnist_rnn.train` until 2026-11-26
-  raise SystemExit("error: mnist_rnn.train is the library; train with python -m mnist_rnn.main "
-                   "(same flags)")

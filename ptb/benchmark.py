@@ -3,6 +3,7 @@
 Usage: python -m ptb.benchmark --model=small   # the step ptb.main runs by default
        python -m ptb.benchmark --model=small --precision=float32 --nojit_compile
        python -m ptb.benchmark --model=small --compare   # every fast path vs a Keras baseline
+       python -m ptb.benchmark --model=char               # characters per second
 """
 import dataclasses
 
@@ -28,7 +29,7 @@ def synthetic_window(config, seed=0):
 def our_steps(config, precision, jit_compile):
   """(train, eval) zero-argument callables running one step of this project's model."""
   keras.utils.set_random_seed(0)
-  model = PTBModel(config, precision=precision)
+  model = PTBModel(config, precision, jit_compile)
   train_step, eval_step = train.make_steps(model, config, jit_compile)
   inputs, targets = synthetic_window(config)
   state = model.zero_state(config.batch_size)
@@ -81,16 +82,18 @@ def run(config, precision, jit_compile, compare, steps, repeats):
             "peak_float32_matmul_flops_per_second": round(peak),
             "train": benchmark.rate_summary(times["train"], words, 3 * forward, peak),
             "eval": benchmark.rate_summary(times["eval"], words, forward, peak),
-            "unit": "words"}
+            "unit": "chars" if config.level == "char" else "words"}
   if compare:
     variants = {"keras_baseline": keras_baseline_step(config)}
-    for name, variant_precision, variant_jit, fused in [
-        ("float32", "float32", False, True), ("float32_xla", "float32", True, True),
-        ("bfloat16_matmuls_xla", BFLOAT16_MATMULS, True, True),
-        ("bfloat16", "mixed_bfloat16", False, True), ("bfloat16_xla", "mixed_bfloat16", True, True),
+    for name, variant_precision, variant_jit, lstm in [
+        ("float32", "float32", False, "fast"), ("float32_xla", "float32", True, "fast"),
+        ("bfloat16_matmuls_xla", BFLOAT16_MATMULS, True, "fast"),
+        ("bfloat16", "mixed_bfloat16", False, "fast"),
+        ("bfloat16_xla", "mixed_bfloat16", True, "fast"),
+        ("reference_xla", "float32", True, "reference"),  # TensorFlow's autodiff
         # keras.layers.LSTM in our loop: the cuDNN kernel on a GPU (XLA would bypass it)
-        ("keras_lstm", "float32", False, False)]:
-      variant_config = dataclasses.replace(config, fused_lstm=fused)
+        ("keras_lstm", "float32", False, "keras")]:
+      variant_config = dataclasses.replace(config, lstm=lstm)
       variants[name] = our_steps(variant_config, variant_precision, variant_jit)[0]
     times = benchmark.time_interleaved(variants, steps, repeats)
     summaries = {name: benchmark.rate_summary(t, words, 3 * forward, peak)
@@ -104,7 +107,7 @@ def run(config, precision, jit_compile, compare, steps, repeats):
 def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
-  config = configs.get_config(FLAGS.model, fused_lstm=FLAGS.fused_lstm)
+  config = configs.get_config(FLAGS.model, lstm=FLAGS.lstm)
   precision = train.resolve_precision(FLAGS.precision, FLAGS.jit_compile)
   benchmark.print_json(run(config, precision, FLAGS.jit_compile, FLAGS.compare,
                            FLAGS.steps, FLAGS.repeats))
@@ -117,8 +120,8 @@ if __name__ == "__main__":
                     f"Compute dtype (auto: as ptb.main picks it; {BFLOAT16_MATMULS} needs "
                     "--jit_compile).")
   flags.DEFINE_bool("jit_compile", True, "XLA-compile the steps.")
-  flags.DEFINE_bool("fused_lstm", True, "Our LSTM layer instead of keras.layers.LSTM (cuDNN "
-                    "on GPU).")
+  flags.DEFINE_enum("lstm", "fast", list(configs.CHOICES["lstm"]), "How the LSTM runs "
+                    "(common/lstm.py): reference, fast, or keras (cuDNN on a GPU).")
   flags.DEFINE_bool("compare", False, "Also time every fast path against a Keras baseline.")
   flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)
   flags.DEFINE_integer("repeats", 5, "Timed blocks per variant.", lower_bound=1)

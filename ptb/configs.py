@@ -2,6 +2,7 @@
 
 Every config has the same fields; the `--model` flag picks one and any field can be
 overridden by a flag of its own name (`--max_max_epoch=1`, `--hidden_size=300`).
+The learning-rate schedule is `learning_rate(config, epoch)` below.
 """
 import dataclasses
 
@@ -10,6 +11,7 @@ import dataclasses
 class SmallConfig:
   """Non-regularised 2x200 LSTM: tutorial 37.99 / 121.39 / 115.91 (train / valid / test)."""
   init_scale: float = 0.1       # every weight starts uniform in [-init_scale, init_scale]
+  optimizer: str = "sgd"        # sgd (the tutorial's), adam or rmsprop (ptb/optimizer.py)
   learning_rate: float = 1.0    # plain SGD; 1.0 only works because the loss is summed over time
   max_grad_norm: float = 5.0    # clip the global gradient norm
   num_layers: int = 2
@@ -20,11 +22,13 @@ class SmallConfig:
   keep_prob: float = 1.0        # dropout keeps this fraction (1.0: no dropout)
   lr_decay: float = 0.5         # per-epoch factor after max_epoch
   batch_size: int = 20
-  vocab_size: int = 10000
-  # The LSTM kernel, not the model: common.lstm (fastest on CPU, measured) or, with False,
-  # keras.layers.LSTM, which runs cuDNN on a GPU (the tutorial's rnn_mode=cudnn). Same
-  # weights and layout either way; a checkpoint only resumes with the same choice.
-  fused_lstm: bool = True
+  vocab_size: int = 10000       # the most frequent training words; the rest read as <unk>
+  level: str = "word"           # word: whitespace-split words; char: Unicode code points
+  cell: str = "lstm"            # lstm, gru or rnn (a plain tanh RNN), as char-rnn's -model
+  # How the LSTM runs, not what it computes (common/lstm.py): reference (TensorFlow's
+  # autodiff, the yardstick), fast (the written-out passes; fastest on a CPU) or keras
+  # (keras.layers.LSTM: cuDNN on a GPU, the tutorial's rnn_mode=cudnn).
+  lstm: str = "fast"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,11 @@ class TestConfig(SmallConfig):
   max_max_epoch: int = 1
 
 
+LEVELS = ("word", "char")
+CELLS = ("lstm", "gru", "rnn")
+CHOICES = {"level": LEVELS, "cell": CELLS, "lstm": ("reference", "fast", "keras"),
+           "optimizer": ("sgd", "adam", "rmsprop")}
+
 CONFIGS = {"small": SmallConfig, "medium": MediumConfig, "large": LargeConfig,
            "test": TestConfig}
 FIELDS = [field.name for field in dataclasses.fields(SmallConfig)]
@@ -77,3 +86,12 @@ def get_config(name, **overrides):
 def learning_rate(config, epoch):
   """lr for 0-based `epoch`: constant for max_epoch epochs, then decayed each epoch."""
   return config.learning_rate * config.lr_decay ** max(epoch + 1 - config.max_epoch, 0)
+
+
+def upgrade(saved):
+  """A config.json of an older run, in today's fields: what it predates had its default then,
+  and `fused_lstm` (true: our LSTM, false: keras.layers.LSTM) became `lstm`."""
+  saved = dict(saved)
+  if "fused_lstm" in saved:
+    saved["lstm"] = "fast" if saved.pop("fused_lstm") else "keras"
+  return {**dataclasses.asdict(SmallConfig()), **saved}

@@ -1,7 +1,32 @@
-"""Penn Treebank reader and the truncated-BPTT batcher of ptb_word_lm's reader.py.
+"""The language model's data: any UTF-8 text as word or character ids, and the batcher of
+ptb_word_lm's reader.py.
 
-The id stream is cut into `batch_size` rows and read in windows of `num_steps`; targets are
-the inputs shifted one word to the right. For 15 tokens, batch 3, 2 steps:
+Where the text comes from (`load`): `text_file`, one file cut in three contiguous parts by
+code point, as nanoGPT cuts tiny Shakespeare (n = len(text), in characters, not bytes):
+
+    text [0 ........................... int(0.9 n)) [ ... int(0.95 n)) [ ... n)
+          train (90%)                                 valid (5%)        test (5%)
+
+At word level each of the two cuts moves forward to just after the next newline (it stays
+where it is when it already falls at a line start), so no word, and no line with its `<eos>`,
+is cut in half. Or `data_dir` holding train.txt, valid.txt, test.txt, or Penn Treebank's
+ptb.train.txt, ptb.valid.txt, ptb.test.txt (downloaded there when it holds neither set).
+
+Tokens (`level`):
+  word  PTB's reader: whitespace-split words, `<eos>` at each line end. The vocabulary is the
+        `vocab_size` most frequent training words, by descending count then the word; `<unk>`
+        is added last (in place of the least frequent kept word) when it is not among them.
+        Other words read as `<unk>`. PTB already has exactly 10,000 words with `<unk>`.
+  char  Unicode code points (so "é" or "日" is one token; a newline is one too). The
+        vocabulary is the training split's distinct characters in code-point order
+        (nanoGPT's sorted(set(text))), then `<unk>` for characters only valid or test holds:
+
+            train "hi\nhé"   vocab  0 "\n"  1 "h"  2 "i"  3 "é"  4 "<unk>"
+                             ids    1 2 0 1 3
+            valid "hö"       ids    1 4          (warning: 1 of 2 characters unseen)
+
+The batcher cuts an id stream into `batch_size` rows read in windows of `num_steps`; targets
+are the inputs shifted one token to the right. For 15 tokens, batch 3, 2 steps:
 
     stream  0 1 2 3 4 5 6 7 8 9 10 11 12 13 14
     rows    [ 0  1  2  3  4]          window 0: x = [[0 1]  [5 6]  [10 11]]
@@ -23,6 +48,9 @@ from common.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 FILES = {split: f"ptb.{split}.txt" for split in SPLITS}
+TEXT_FILES = {split: f"{split}.txt" for split in SPLITS}
+LEVELS = ("word", "char")
+SPLIT_FRACTIONS = (0.9, 0.95)  # where valid and test start in a text_file (nanoGPT's 90%)
 SHA256 = {
     "train": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
     "valid": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
@@ -32,41 +60,178 @@ ARCHIVE_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
 EOS, UNK = "<eos>", "<unk>"
 
 
-def read_words(path):
-  """Whitespace-split words of a file with `<eos>` at each line end (as reader.py)."""
+def load(data_dir, text_file="", level="word", vocab_size=None):
+  """Reads the three splits as ids of one vocabulary built from the training split.
+
+  Args:
+    data_dir: directory of train/valid/test.txt or ptb.*.txt (PTB is downloaded if neither).
+    text_file: one UTF-8 text to split 90/5/5 instead; when given, data_dir is not read.
+    level: "word" or "char" (see the module docstring).
+    vocab_size: the most words kept at word level (None: all); ignored for characters.
+
+  Returns:
+    ({'train': ids, 'valid': ids, 'test': ids} as int32 arrays, vocab: tokens in id order).
+  """
+  check_options(level, vocab_size)
+  texts = _text_file_splits(text_file, level) if text_file else _data_dir_splits(data_dir)
+  if level == "char":
+    tokens = {split: text for split, (text, _) in texts.items()}
+    vocab, unit = char_vocab(tokens["train"]), "characters"
+  else:
+    tokens = {split: words_of(text) for split, (text, _) in texts.items()}
+    vocab, unit = build_vocab(tokens["train"], vocab_size), "words"
+  ids = {split: to_ids(tokens[split], vocab, f"{split} split ({texts[split][1]})", unit)
+         for split in SPLITS}
+  return ids, vocab
+
+
+def check_options(level, vocab_size):
+  """Raises UserError for a level other than word/char or a vocab_size below 2."""
+  if level not in LEVELS:
+    raise UserError(f"level {level!r} is unknown: use --level=word or --level=char")
+  if vocab_size is not None and vocab_size < 2:
+    raise UserError(f"vocab_size={vocab_size} is below 2: a vocabulary needs at least one "
+                    f"word and {UNK}; pass --vocab_size=2 or more")
+
+
+def _text_file_splits(text_file, level):
+  """{split: (text, where it came from)} of one file cut 90/5/5 (module docstring)."""
+  text = read_text(text_file)
+  cuts = [int(fraction * len(text)) for fraction in SPLIT_FRACTIONS]
+  if level == "word":
+    cuts = [_line_start(text, cut) for cut in cuts]
+  bounds = dict(zip(SPLITS, zip([0] + cuts, cuts + [len(text)])))
+  splits = {}
+  for split, (start, end) in bounds.items():
+    splits[split] = (text[start:end], f"{text_file}, characters {start}-{end}")
+    if not splits[split][0].strip():
+      raise UserError(f"{text_file}: the {split} split (characters {start}-{end} of "
+                      f"{len(text)}) is empty or only whitespace: use a longer text"
+                      + (" (word level cuts at line ends: it needs lines in its last 10%)"
+                         if level == "word" else ""))
+  return splits
+
+
+def _line_start(text, position):
+  """`position` if a line starts there, else just after the next newline (or the end)."""
+  if position == 0 or text[position - 1] == "\n":
+    return position
+  newline = text.find("\n", position)
+  return len(text) if newline < 0 else newline + 1
+
+
+def _data_dir_splits(data_dir):
+  """{split: (text, path)} of the three files in DATA_DIR."""
+  paths = split_files(data_dir)
+  return {split: (read_text(path), str(path)) for split, path in paths.items()}
+
+
+def split_files(data_dir):
+  """{split: path} of DATA_DIR's train/valid/test.txt or ptb.*.txt (the first whole set).
+
+  PTB is downloaded into DATA_DIR when it holds neither set; a set with files missing is an
+  error that lists them.
+  """
+  data_dir = pathlib.Path(data_dir)
+  if data_dir.is_file():
+    raise UserError(f"{data_dir} is a file, not a directory: pass it as --text_file, or a "
+                    "directory holding train.txt, valid.txt, test.txt as --data_dir")
+  for names in (FILES, TEXT_FILES):
+    if all((data_dir / name).exists() for name in names.values()):
+      return {split: data_dir / names[split] for split in SPLITS}
+  for names in (FILES, TEXT_FILES):
+    missing = [name for name in names.values() if not (data_dir / name).exists()]
+    if len(missing) < len(names):
+      raise UserError(f"{data_dir} lacks {', '.join(missing)}: put all three of "
+                      f"{', '.join(names.values())} there")
+  ensure_files(data_dir)
+  return {split: data_dir / FILES[split] for split in SPLITS}
+
+
+def read_text(path):
+  """The text of a UTF-8 file, refused (UserError) if it is missing, binary or blank."""
   path = pathlib.Path(path)
   try:
-    text = path.read_bytes().decode("utf-8")
+    raw = path.read_bytes()
   except FileNotFoundError:
-    raise UserError(f"{path} does not exist: pass --data_dir holding ptb.{{train,valid,test}}"
-                    ".txt") from None
+    raise UserError(f"{path} does not exist: check the path (--text_file or --data_dir)") \
+        from None
+  except OSError as e:
+    raise UserError(f"cannot read {path} ({e.strerror}): pass a readable text file") from None
+  text = _decode(raw, path)
+  if not text.strip():
+    raise UserError(f"{path} is empty or only whitespace: pass a file with text in it "
+                    "(PTB: restore it from simple-examples.tgz)")
+  return text
+
+
+def _decode(raw, path):
+  """UTF-8 text of `raw`; the first NUL or undecodable byte, whichever comes first, refused."""
+  nul = raw.find(b"\0")
+  try:
+    text = raw.decode("utf-8")
+    bad = -1
   except UnicodeDecodeError as e:
-    raise UserError(f"{path} is not UTF-8 text (byte {e.start}): pass the PTB text files, "
-                    "not an archive or binary") from None
-  words = text.replace("\n", f" {EOS} ").split()
-  if not words:
-    raise UserError(f"{path} is empty: restore it from the simple-examples archive")
-  return words
+    bad = e.start
+  if nul >= 0 and (bad < 0 or nul < bad):
+    raise UserError(f"{path} is a binary file, not text (NUL byte at offset {nul}): pass a "
+                    "UTF-8 text file")
+  if bad >= 0:
+    raise UserError(f"{path} is not UTF-8 text (invalid byte at offset {bad}): pass a UTF-8 "
+                    "text file, not an archive or binary (or convert it: iconv -t UTF-8)")
+  return text
 
 
-def build_vocab(words):
-  """Vocabulary of the training words: id order is (descending count, then word)."""
+def read_words(path):
+  """Whitespace-split words of a file with `<eos>` at each line end (as reader.py)."""
+  return words_of(read_text(path))
+
+
+def words_of(text):
+  """PTB's tokens of a text: whitespace-split words, `<eos>` at each line end."""
+  return text.replace("\n", f" {EOS} ").split()
+
+
+def build_vocab(words, vocab_size=None):
+  """Vocabulary of the training words: id order is (descending count, then word).
+
+  Args:
+    vocab_size: keep at most this many (None: all). When `<unk>` is not among the kept words
+      (the text has none, or it is too rare), the vocab_size - 1 most frequent are kept and
+      `<unk>` goes last, so every other word has an id to read as.
+
+  Returns:
+    the words, a list in id order.
+  """
   counts = collections.Counter(words)
-  ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-  return [word for word, _ in ordered]
+  ordered = [word for word, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+  kept = ordered if vocab_size is None else ordered[:vocab_size]
+  if UNK in kept:
+    return kept
+  others = [word for word in ordered if word != UNK]
+  return (others if vocab_size is None else others[:vocab_size - 1]) + [UNK]
 
 
-def to_ids(words, vocab, name="text"):
-  """Maps words to ids; out-of-vocabulary words become `<unk>` with a counted warning."""
-  word_to_id = {word: i for i, word in enumerate(vocab)}
-  unk = word_to_id.get(UNK, 0)
-  ids = np.fromiter((word_to_id.get(w, -1) for w in words), dtype=np.int32, count=len(words))
+def char_vocab(text):
+  """The training text's distinct characters by code point (nanoGPT's ids), then `<unk>`."""
+  return sorted(set(text)) + [UNK]
+
+
+def to_ids(tokens, vocab, name="text", unit="words"):
+  """Maps tokens (words, or the characters of a string) to int32 ids.
+
+  Tokens not in `vocab` become `<unk>`, with a warning that counts them and names `name`.
+  """
+  token_to_id = {token: i for i, token in enumerate(vocab)}
+  unk = token_to_id.get(UNK, 0)
+  ids = np.fromiter((token_to_id.get(t, -1) for t in tokens), dtype=np.int32, count=len(tokens))
   missing = int((ids < 0).sum())
   if missing:
-    logging.warning("%s: %d of %d words are not in the vocabulary; mapped to %s",
-                    name, missing, len(words), UNK)
+    logging.warning("%s: %d of %d %s are not in the vocabulary; mapped to %s",
+                    name, missing, len(tokens), unit, UNK)
     ids[ids < 0] = unk
   return ids
+
 
 
 def ensure_files(data_dir):
@@ -84,8 +249,10 @@ def ensure_files(data_dir):
       logging.info("PTB not found in %s; downloading %s", data_dir, ARCHIVE_URL)
       data_dirs.download(ARCHIVE_URL, archive)
   except UserError as e:
-    raise UserError(f"no PTB files in {data_dir} and {e}: download simple-examples.tgz, and "
-                    "pass --data_dir=.../simple-examples/data (or set $PTB_DATA_DIR)") from None
+    raise UserError(f"no text files in {data_dir} and {e}: pass --text_file=PATH, or "
+                    "--data_dir holding train.txt, valid.txt, test.txt; for PTB download "
+                    "simple-examples.tgz and pass --data_dir=.../simple-examples/data (or set "
+                    "$PTB_DATA_DIR)") from None
   _extract(archive, data_dir)
   return data_dir
 
@@ -119,19 +286,6 @@ def _extract(archive, data_dir):
   finally:
     for path in temporary.values():
       path.unlink(missing_ok=True)
-
-
-def load(data_dir):
-  """Reads the three splits.
-
-  Returns:
-    ({'train': ids, 'valid': ids, 'test': ids} as int32 arrays, vocab list of words).
-  """
-  data_dir = ensure_files(data_dir)
-  words = {split: read_words(data_dir / FILES[split]) for split in SPLITS}
-  vocab = build_vocab(words["train"])
-  ids = {split: to_ids(words[split], vocab, FILES[split]) for split in SPLITS}
-  return ids, vocab
 
 
 def windows(ids, batch_size, num_steps):

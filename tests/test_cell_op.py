@@ -11,6 +11,7 @@ from common import cell_op
 from common.lstm import LSTM
 from conftest import require_cell_op
 from mnist_rnn import configs as mnist_configs
+from mnist_rnn import export as mnist_export
 from mnist_rnn import model as mnist_model
 from mnist_rnn import train as mnist_train
 
@@ -143,7 +144,7 @@ def test_mnist_trains_with_the_op_and_exports_without_it(tmp_path):
   """The default train step runs the op; the SavedModel holds none of it, so it loads where
   the library is not built (tests/test_mnist_predict.py loads one in a fresh process)."""
   require_cell_op()
-  config = dataclasses.replace(mnist_configs.TestConfig, precision="mixed_bfloat16")
+  config = dataclasses.replace(mnist_configs.TestConfig(), precision="mixed_bfloat16")
   assert mnist_model.uses_cell_op(config)
   assert not mnist_model.uses_cell_op(dataclasses.replace(config, jit_compile=True))
   assert not mnist_model.uses_cell_op(dataclasses.replace(config, cell_op=False))
@@ -154,7 +155,7 @@ def test_mnist_trains_with_the_op_and_exports_without_it(tmp_path):
   labels = tf.zeros([config.batch_size], tf.int64)
   graph = train_step.get_concrete_function(images, labels).graph.as_graph_def()
   assert {"LstmCellForward", "LstmCellBackward"} <= _op_types(graph)
-  mnist_train.export(model, tmp_path / "export")
+  mnist_export.export(model, tmp_path / "export")
   saved = saved_model_pb2.SavedModel()
   saved.ParseFromString((tmp_path / "export" / "saved_model.pb").read_bytes())
   assert not {"LstmCellForward", "LstmCellBackward"} & _op_types(saved.meta_graphs[0].graph_def)

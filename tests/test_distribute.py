@@ -114,7 +114,7 @@ def test_ptb_two_replicas_train_like_one_device(jit_compile):
   np.testing.assert_allclose(two[2], one[2], **TOLERANCE)
 
 
-MNIST_TINY = dataclasses.replace(mnist_configs.TestConfig, hidden_size=16, batch_size=7,
+MNIST_TINY = dataclasses.replace(mnist_configs.TestConfig(), hidden_size=16, batch_size=7,
                                  precision="float32")
 
 

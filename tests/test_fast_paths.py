@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from common import bfloat16
-from common import lstm as lstm_module
 from common.lstm import LSTM
 from conftest import assert_clean_error, require_cell_op, run_cli
 from mnist_rnn import configs as mnist_configs
@@ -78,34 +77,36 @@ def test_bfloat16_matmul_and_its_gradients_are_float32_products_of_rounded_input
     ("mixed_bfloat16", False, True, 3e-2),   # mnist_rnn's default
 ])
 def test_lstm_written_out_backward_pass_equals_differentiating_the_step(
-    monkeypatch, mode, jit_compile, cell_op, tolerance, state_in_loss):
-  """The LSTM's written-out backward pass gives the gradients that TensorFlow's
-  differentiation of the step function gives, for the inputs, the state and every weight."""
+    mode, jit_compile, cell_op, tolerance, state_in_loss):
+  """The fast LSTM's written-out backward pass gives the gradients that TensorFlow's
+  differentiation of the reference step gives, for the inputs, the state and every weight."""
   if cell_op:
     require_cell_op()
   keras.utils.set_random_seed(0)
   inputs, h0, c0 = (tf.random.normal(shape) for shape in ([3, 6, 5], [3, 8], [3, 8]))
   weights = [tf.random.normal(shape) for shape in ([3, 6, 8], [3, 8], [3, 8])]
   policy = "float32" if mode == "bfloat16_matmuls" else mode
-  layer = LSTM(8, "glorot_uniform", "orthogonal", forget_bias=1.0, cell_op=cell_op,
-               dtype=policy)
-  layer(inputs, h0, c0)
 
-  def gradients():
+  def gradients(implementation):
+    layer = LSTM(8, "glorot_uniform", "orthogonal", forget_bias=1.0, cell_op=cell_op,
+                 implementation=implementation, bfloat16_matmuls=mode == "bfloat16_matmuls",
+                 under_xla=jit_compile, dtype=policy)
+    layer(inputs, h0, c0)
+    layer.set_weights(start)
+
     @tf.function(jit_compile=jit_compile)
     def run(inputs, h0, c0):
       with tf.GradientTape() as tape:
         tape.watch([inputs, h0, c0])
-        outputs = layer(inputs, h0, c0, bfloat16_matmuls=mode == "bfloat16_matmuls",
-                        under_xla=jit_compile)
+        outputs = layer(inputs, h0, c0, training=True)
         used = outputs if state_in_loss else outputs[:1]
         loss = sum(tf.reduce_sum(tf.cast(x, tf.float32) * w) for x, w in zip(used, weights))
       return outputs, tape.gradient(loss, [inputs, h0, c0, *layer.trainable_variables])
     return run(inputs, h0, c0)
 
-  outputs, written_out = gradients()
-  monkeypatch.setattr(lstm_module, "_written_out", _differentiated_lstm)
-  reference_outputs, reference = gradients()
+  start = [tf.random.normal([5, 32]), tf.random.normal([8, 32]), tf.random.normal([32])]
+  outputs, written_out = gradients("fast")
+  reference_outputs, reference = gradients("reference")
   for got, want in zip(outputs, reference_outputs):
     if cell_op:  # its exp and tanh differ from TensorFlow's in the last bits (test_cell_op)
       # bfloat16: a last-bit difference in h can round its matmul input to the next bfloat16.
@@ -115,22 +116,6 @@ def test_lstm_written_out_backward_pass_equals_differentiating_the_step(
       np.testing.assert_array_equal(got, want)
   for got, want in zip(written_out, reference):
     np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * np.abs(want).max())
-
-
-def _differentiated_lstm(inputs, h, c, kernel, bias, recurrent_kernel, bfloat16_matmuls,
-                         fence, ops=None):
-  """common.lstm._written_out's forward pass on TensorFlow's ops, left to TensorFlow to
-  differentiate."""
-  del fence, ops  # the same numbers
-  matmul = bfloat16.matmul if bfloat16_matmuls else lstm_module._matmul
-  flat_inputs = tf.reshape(inputs, [-1, inputs.shape[-1]])
-  projected = tf.reshape(tf.cast(matmul(flat_inputs, kernel), tf.float32) + bias,
-                         [inputs.shape[0], -1, kernel.shape[-1]])
-  outputs = []
-  for projected_t in tf.unstack(projected):
-    h, c = lstm_module._step((h, c), projected_t, recurrent_kernel, matmul)
-    outputs.append(h)
-  return tf.stack(outputs, axis=1), h, c
 
 
 def test_lstm_row_groups_give_every_row_the_same_numbers():
@@ -153,15 +138,15 @@ PTB_TINY = dataclasses.replace(ptb_configs.SmallConfig(), vocab_size=300, hidden
                                num_steps=5, batch_size=4)
 
 
-def _ptb_model(precision="float32", fused_lstm=True):
+def _ptb_model(precision="float32", lstm="fast", jit_compile=False):
   keras.utils.set_random_seed(0)
-  model = PTBModel(dataclasses.replace(PTB_TINY, fused_lstm=fused_lstm), precision)
+  model = PTBModel(dataclasses.replace(PTB_TINY, lstm=lstm), precision, jit_compile)
   model.create_variables()
   return model
 
 
-def _ptb_run(precision, jit_compile, steps=5, fused_lstm=True):
-  model = _ptb_model(precision, fused_lstm)
+def _ptb_run(precision, jit_compile, steps=5, lstm="fast"):
+  model = _ptb_model(precision, lstm, jit_compile)
   model.set_weights(_ptb_model().get_weights())  # keras.layers.LSTM: the same weights
   train_step, _ = ptb_train.make_steps(model, model.config, jit_compile)
   rng = np.random.default_rng(0)
@@ -173,20 +158,24 @@ def _ptb_run(precision, jit_compile, steps=5, fused_lstm=True):
   return np.array(losses), state.numpy()
 
 
-@pytest.mark.parametrize("precision,jit_compile,fused_lstm,rtol,state_atol", [
-    ("float32", True, True, 1e-4, 1e-4),           # XLA: the same float32 maths, fused
+@pytest.mark.parametrize("precision,jit_compile,lstm,rtol,state_atol", [
+    ("float32", False, "fast", 1e-5, 1e-5),        # the written-out passes
+    ("float32", True, "fast", 1e-4, 1e-4),         # XLA: the same float32 maths, fused
     # float32 logits from bfloat16 inputs: the loss as float32's (measured 1.4e-6), the state
     # through 4 updates of bfloat16-rounded softmax gradients (3.7e-4)
-    ("bfloat16_matmuls", True, True, 1e-5, 2e-3),
-    ("mixed_bfloat16", False, True, 1e-2, 2e-2),   # bfloat16 matmuls: 8 mantissa bits
-    ("mixed_bfloat16", True, True, 1e-2, 2e-2),
-    ("float32", False, False, 1e-5, 1e-5),         # keras.layers.LSTM (cuDNN on GPU)
-    ("float32", True, False, 1e-4, 1e-4),
+    ("bfloat16_matmuls", True, "fast", 1e-5, 2e-3),
+    ("mixed_bfloat16", False, "fast", 1e-2, 2e-2),   # bfloat16 matmuls: 8 mantissa bits
+    ("mixed_bfloat16", True, "fast", 1e-2, 2e-2),
+    ("float32", True, "reference", 1e-4, 1e-4),
+    ("float32", False, "keras", 1e-5, 1e-5),       # keras.layers.LSTM (cuDNN on GPU)
+    ("float32", True, "keras", 1e-4, 1e-4),
 ])
-def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, fused_lstm, rtol,
+def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, lstm, rtol,
                                                      state_atol):
-  reference_losses, reference_state = _ptb_run("float32", False)
-  losses, state = _ptb_run(precision, jit_compile, fused_lstm=fused_lstm)
+  """Every path trains as --lstm=reference in float32 without XLA (TensorFlow's autodiff
+  of the readable LSTM and TensorFlow's cross entropy) does."""
+  reference_losses, reference_state = _ptb_run("float32", False, lstm="reference")
+  losses, state = _ptb_run(precision, jit_compile, lstm=lstm)
   np.testing.assert_allclose(losses, reference_losses, rtol=rtol)
   np.testing.assert_allclose(state, reference_state, atol=state_atol)
 
@@ -196,23 +185,25 @@ def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, fuse
 # Adam scales each step to about the learning rate whatever the gradient, so a near-zero
 # gradient's last bits show. A wrong gate or sign is off by about the rate, 1e-3.
 @pytest.mark.parametrize("overrides,rtol,weights_atol", [
-    ({"fused_lstm": False}, 1e-4, 3e-6),           # keras.layers.LSTM
-    ({"jit_compile": True}, 1e-4, 3e-6),
+    ({"lstm": "keras"}, 1e-4, 3e-6),               # keras.layers.LSTM
+    ({"lstm": "reference", "jit_compile": True}, 1e-4, 3e-6),
+    ({"row_groups": 1, "cell_op": False}, 1e-5, 3e-6),   # the written-out passes
+    ({"row_groups": 1, "cell_op": False, "jit_compile": True}, 1e-4, 3e-6),
     # Adam moves each weight by about the learning rate whatever the gradient's size, so
     # bfloat16's rounding of small gradients shows in the weights as much as anything would:
     # only the losses are compared.
-    ({"precision": "mixed_bfloat16"}, 2e-2, None),
-    ({"row_groups": 3}, 1e-5, 3e-6),               # rows 5 + 5 + 6
-    ({"cell_op": True}, 1e-5, 3e-6),               # common/lstm_cell.cc
+    ({"precision": "mixed_bfloat16", "row_groups": 1, "cell_op": False}, 2e-2, None),
+    ({"row_groups": 3, "cell_op": False}, 1e-5, 3e-6),   # rows 5 + 5 + 6
+    ({"row_groups": 1, "cell_op": True}, 1e-5, 3e-6),    # common/lstm_cell.cc
     ({"precision": "mixed_bfloat16", "row_groups": 2, "cell_op": True}, 2e-2, None),  # default
 ])
 def test_mnist_fast_paths_match_the_reference(overrides, rtol, weights_atol):
   from mnist_rnn import train as mnist_train  # pylint: disable=import-outside-toplevel
   if overrides.get("cell_op"):
     require_cell_op()
-  # The reference: our LSTM on TensorFlow's ops, float32, one chain of rows, no XLA.
-  base = dataclasses.replace(mnist_configs.TutorialConfig, hidden_size=32, batch_size=16,
-                             precision="float32", row_groups=1, cell_op=False)
+  # The reference: the readable LSTM differentiated by TensorFlow, float32, no XLA.
+  base = dataclasses.replace(mnist_configs.TutorialConfig(), hidden_size=32, batch_size=16,
+                             precision="float32", lstm="reference")
   rng = np.random.default_rng(0)
   batches = [(tf.constant(rng.random((16, 28, 28)), tf.float32),
               tf.constant(rng.integers(0, 10, 16))) for _ in range(4)]
@@ -226,7 +217,7 @@ def test_mnist_fast_paths_match_the_reference(overrides, rtol, weights_atol):
                        jit_compile=config.jit_compile)
     return np.array([float(step(x, y)["loss"]) for x, y in batches]), model.get_weights()
 
-  losses, final_weights = run(dataclasses.replace(base, **overrides))
+  losses, final_weights = run(dataclasses.replace(base, **{"lstm": "fast", **overrides}))
   reference_losses, reference_weights = run(base)
   np.testing.assert_allclose(losses, reference_losses, rtol=rtol)
   if weights_atol is not None:
@@ -236,9 +227,9 @@ def test_mnist_fast_paths_match_the_reference(overrides, rtol, weights_atol):
 
 def test_mnist_ops_get_one_thread_only_where_row_groups_keep_the_cores_busy(monkeypatch):
   monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # a CPU
-  tutorial = mnist_configs.TutorialConfig
+  tutorial = mnist_configs.TutorialConfig()
   assert mnist_model.intra_op_threads(tutorial) == 1  # 2 row groups on a CPU
-  for overrides in ({"row_groups": 1}, {"jit_compile": True}, {"fused_lstm": False},
+  for overrides in ({"row_groups": 1}, {"jit_compile": True}, {"lstm": "keras"}, {"lstm": "reference"},
                     {"cell": "gru"}):
     assert mnist_model.intra_op_threads(dataclasses.replace(tutorial, **overrides)) == 0
   assert mnist_model.intra_op_threads(dataclasses.replace(tutorial, row_groups=3)) == 1
@@ -248,7 +239,7 @@ def test_flop_counts_equal_the_hand_counts():
   # ptb small, per word: 2 layers x (input 2*200*800 + recurrent 2*200*800) + softmax 2*200*10000
   assert forward_flops_per_token(ptb_configs.SmallConfig()) == 2 * (320_000 + 320_000) + 4_000_000
   # mnist tutorial, per image: 28 x (2*28*512 + 2*128*512) + dense 2*128*10
-  assert forward_flops_per_example(mnist_configs.TutorialConfig) == 28 * (28_672 + 131_072) + 2_560
+  assert forward_flops_per_example(mnist_configs.TutorialConfig()) == 28 * (28_672 + 131_072) + 2_560
 
 
 BENCHMARK_FIELDS = {"app", "config", "device", "precision", "jit_compile", "unit",
@@ -272,7 +263,7 @@ def test_benchmarks_print_json_with_every_field(command):
     assert report[split]["per_second_median"] > 0 and 0 < report[split]["utilisation"] < 1.5
   assert report["train_flops_per_step"] == 3 * report["eval_flops_per_step"]
   if command[0] == "mnist_rnn.benchmark":  # the threads per op mnist_rnn.main would pick
-    config = dataclasses.replace(mnist_configs.TestConfig, precision=report["precision"])
+    config = dataclasses.replace(mnist_configs.TestConfig(), precision=report["precision"])
     assert report["intra_op_threads"] == mnist_model.intra_op_threads(config)
     assert report["cell_op"] == mnist_model.uses_cell_op(config)  # what train would run
   if "--compare" in command and command[0] == "mnist_rnn.benchmark":
@@ -304,7 +295,7 @@ def test_benchmarked_train_steps_train():
   for precision in ("float32", "bfloat16_matmuls"):
     ptb_step, _ = ptb_benchmark.our_steps(PTB_TINY, precision, jit_compile=True)
     all_losses.append([float(ptb_step()[0]) for _ in range(4)])
-  mnist_config = dataclasses.replace(mnist_configs.TestConfig, precision="float32")
+  mnist_config = dataclasses.replace(mnist_configs.TestConfig(), precision="float32")
   mnist_step, _ = mnist_benchmark.our_steps(mnist_config)
   all_losses.append([float(mnist_step()["loss"]) for _ in range(4)])
   for losses in all_losses:
@@ -325,8 +316,8 @@ def test_auto_precision_follows_the_hardware():
 
 def test_ptb_keras_lstm_starts_like_ours():
   """Uniform weights in [-init_scale, init_scale] and zero biases (forget bias 0) both ways."""
-  for fused_lstm in (True, False):
-    weights = _ptb_model(fused_lstm=fused_lstm).lstms[0].get_weights()
+  for lstm in ("fast", "keras"):
+    weights = _ptb_model(lstm=lstm).lstms[0].get_weights()
     kernel, recurrent_kernel, bias = weights
     for matrix in (kernel, recurrent_kernel):
       assert 0.9 * PTB_TINY.init_scale < np.abs(matrix).max() <= PTB_TINY.init_scale
@@ -334,9 +325,9 @@ def test_ptb_keras_lstm_starts_like_ours():
 
 
 def test_ptb_trains_and_exports_the_same_with_keras_lstm(ptb_slice, tmp_path):
-  """--nofused_lstm (keras.layers.LSTM, cuDNN on GPU): the same run, the same export."""
+  """--lstm=keras (keras.layers.LSTM, cuDNN on GPU): the same run, the same export."""
   scores = []
-  for flag in ("--fused_lstm", "--nofused_lstm"):
+  for flag in ("--lstm=fast", "--lstm=keras"):
     model_dir = tmp_path / flag
     result = run_cli("ptb.main", "--model=test", f"--data_dir={ptb_slice}",
                      f"--model_dir={model_dir}", "--hidden_size=16", flag,

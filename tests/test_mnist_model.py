@@ -9,11 +9,11 @@ import tensorflow as tf
 from mnist_rnn import configs, data, train
 from mnist_rnn.model import build_model
 
-SMALL = dataclasses.replace(configs.TestConfig, hidden_size=8)
+SMALL = dataclasses.replace(configs.TestConfig(), hidden_size=8)
 
 
 def test_tutorial_model_has_the_tutorials_parameter_count():
-  model = build_model(configs.TutorialConfig)
+  model = build_model(configs.TutorialConfig())
   lstm = 4 * (128 * (28 + 128) + 128)  # four gates: input and recurrent kernels, bias
   dense = 128 * 10 + 10
   assert (lstm, dense) == (80_384, 1_290)
@@ -69,7 +69,7 @@ def test_batch_sums_are_sums_not_means():
 
 def test_a_few_dozen_steps_on_real_mnist_lower_the_loss(mnist_dir):
   images, labels = data.read_split(mnist_dir, "train")
-  model, train_step = make_step(configs.TutorialConfig)
+  model, train_step = make_step(configs.TutorialConfig())
   train_step = tf.function(train_step)
   eval_step = tf.function(train.make_eval_step(model))
   held_out = (data.preprocess(images[-1000:]), tf.constant(labels[-1000:], tf.int64))

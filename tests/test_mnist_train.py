@@ -47,14 +47,14 @@ def test_end_to_end_writes_events_checkpoint_metrics_and_export(mnist_trained, m
   on_gpu = bool(tf.config.list_physical_devices("GPU"))
   assert ("(one per core)" if on_gpu else "ops run on 1 thread each") in result.stderr
   # And its cell runs as common/cell_op.py's op wherever that can be built (a CPU, a compiler).
-  trained = dataclasses.replace(configs.TestConfig, precision=metrics_of(model_dir)["config"][
+  trained = dataclasses.replace(configs.TestConfig(), precision=metrics_of(model_dir)["config"][
       "precision"])
   assert ("LSTM cell: one op per step, compiled for this CPU" if uses_cell_op(trained)
           else "LSTM cell: TensorFlow ops") in result.stderr
   metrics = metrics_of(model_dir)
   assert metrics["epochs"] == 1 and metrics["test_examples"] == 10_000
   assert metrics["train_examples_per_second"] > 0 and metrics["wall_seconds"] > 0
-  assert metrics["config"]["hidden_size"] == configs.TestConfig.hidden_size
+  assert metrics["config"]["hidden_size"] == configs.TestConfig().hidden_size
 
   train_scalars, test_scalars = scalars(model_dir / "train"), scalars(model_dir / "test")
   assert {("loss", 1), ("accuracy", 1), ("learning_rate", 1)} <= set(train_scalars)
@@ -63,7 +63,7 @@ def test_end_to_end_writes_events_checkpoint_metrics_and_export(mnist_trained, m
 
   checkpoint = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
   assert checkpoint.endswith("ckpt-1")
-  model = build_model(configs.TestConfig)
+  model = build_model(configs.TestConfig())
   tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
 
   images, labels = data.read_split(mnist_dir, "test")

@@ -28,7 +28,7 @@ def test_training_writes_logs_checkpoints_metrics_and_export(trained):
   for line in ("Epoch: 1 Learning rate: 1.000", "Epoch: 2 Learning rate: 0.500",
                "Epoch: 2 Valid Perplexity:", "Test Perplexity:"):
     assert line in log
-  assert sum("wps  ETA" in line for line in log.splitlines()) >= 20  # ~10 per epoch
+  assert sum("words/s  ETA" in line for line in log.splitlines()) >= 20  # ~10 per epoch
   metrics = json.loads((model_dir / "metrics.json").read_text())
   assert metrics["epochs"] == 2 and metrics["config"]["hidden_size"] == 16
   assert 1 < metrics["test_perplexity"] < metrics["config"]["vocab_size"]
@@ -186,12 +186,24 @@ def test_invalid_flags(tmp_path, flag, needle):
   assert not list(tmp_path.iterdir())
 
 
+def test_a_too_short_valid_split_is_refused_before_training(tmp_path):
+  """Every split's size is known at load time: no epoch is trained before the error."""
+  data_dir = _data_dir(tmp_path / "data", valid=b"a b\n")
+  result = run_cli("ptb.main", "--model=test", f"--data_dir={data_dir}",
+                   f"--model_dir={tmp_path / 'model'}")
+  assert_clean_error(result, "the valid split has 3 tokens", "batch_size=20 x num_steps=2")
+  assert not (tmp_path / "model" / "checkpoints").exists()
+
+
 @pytest.mark.parametrize("app", ["ptb", "mnist_rnn"])
-def test_the_library_module_run_as_a_command_names_the_command(tmp_path, app):
-  """`python -m APP.train` (the command before APP.main) stops and says what to run."""
-  result = run_cli(f"{app}.train", "--use_synthetic_data", f"--model_dir={tmp_path}")
-  assert_clean_error(result, f"python -m {app}.main")
-  assert not list(tmp_path.iterdir())
+def test_a_model_dir_that_is_a_file_is_refused_before_anything(tmp_path, app):
+  path = tmp_path / "notes.txt"
+  path.write_text("keep me\n")
+  for model_dir in (path, path / "run"):
+    result = run_cli(f"{app}.main", "--use_synthetic_data", f"--model_dir={model_dir}")
+    assert_clean_error(result, f"{path} is a file, not a directory")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+  assert path.read_text() == "keep me\n" and sorted(tmp_path.iterdir()) == [path]
 
 
 def test_stray_arguments_are_refused(tmp_path):

@@ -32,8 +32,9 @@ def test_vocabulary_is_ordered_by_count_then_word(tmp_path):
   words = data.read_words(path)
   assert words == ["b", "a", "c", "<eos>", "a", "b", "<eos>", "a", "<eos>"]
   vocab = data.build_vocab(words)
-  # a: 3, <eos>: 3 (tie broken by the word: '<' < 'a'), b: 2, c: 1
-  assert vocab == ["<eos>", "a", "b", "c"]
+  # a: 3, <eos>: 3 (tie broken by the word: '<' < 'a'), b: 2, c: 1; then <unk>, which the
+  # text lacks, so that unseen words have an id
+  assert vocab == ["<eos>", "a", "b", "c", "<unk>"]
   np.testing.assert_array_equal(data.to_ids(words, vocab), [2, 1, 3, 0, 1, 2, 0, 1, 0])
 
 

@@ -14,7 +14,8 @@ from absl import flags
 
 from common import benchmark, errors
 from ptb import configs, train
-from ptb.model import BFLOAT16_MATMULS, PTBModel, forward_flops_per_token
+from ptb.optimizer import make_optimizer
+from ptb.model import BFLOAT16_MATMULS, PTBModel, forward_flops_per_token, resolve_precision
 
 FLAGS = flags.FLAGS
 
@@ -30,7 +31,11 @@ def our_steps(config, precision, jit_compile):
   """(train, eval) zero-argument callables running one step of this project's model."""
   keras.utils.set_random_seed(0)
   model = PTBModel(config, precision, jit_compile)
-  train_step, eval_step = train.make_steps(model, config, jit_compile)
+  model.create_variables()
+  optimizer = make_optimizer(config)  # None: plain SGD
+  if optimizer is not None:
+    optimizer.build(model.trainable_variables)
+  train_step, eval_step = train.make_steps(model, config, jit_compile, optimizer=optimizer)
   inputs, targets = synthetic_window(config)
   state = model.zero_state(config.batch_size)
   lr, seed = tf.constant(1.0), tf.constant([0, 0])
@@ -108,7 +113,7 @@ def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
   config = configs.get_config(FLAGS.model, lstm=FLAGS.lstm)
-  precision = train.resolve_precision(FLAGS.precision, FLAGS.jit_compile)
+  precision = resolve_precision(FLAGS.precision, FLAGS.jit_compile)
   benchmark.print_json(run(config, precision, FLAGS.jit_compile, FLAGS.compare,
                            FLAGS.steps, FLAGS.repeats))
 

@@ -10,7 +10,7 @@ from common import distribute, errors, precision, storage
 from common import flags as common_flags
 from common.progress import log
 from ptb import configs, train
-from ptb.model import BFLOAT16_MATMULS
+from ptb.model import BFLOAT16_MATMULS, resolve_precision
 
 FLAGS = flags.FLAGS
 
@@ -49,8 +49,7 @@ def main(argv):
                              seed=FLAGS.seed, use_synthetic_data=FLAGS.use_synthetic_data,
                              checkpoint_every_steps=FLAGS.checkpoint_every_steps,
                              jit_compile=FLAGS.jit_compile,
-                             precision=train.resolve_precision(FLAGS.precision,
-                                                               FLAGS.jit_compile))
+                             precision=resolve_precision(FLAGS.precision, FLAGS.jit_compile))
   log("config %s: %s; precision %s", FLAGS.model, config, options.precision)
   results = train.train_and_evaluate(config, FLAGS.model_dir, options, strategy)
   log("test perplexity %.3f in %.0f s%s", results["test_perplexity"], results["wall_seconds"],

@@ -14,7 +14,8 @@ each way; `config.cell` swaps the LSTM for a GRU or a plain tanh RNN (char-rnn's
 import keras
 import tensorflow as tf
 
-from common import lstm
+from common import lstm, precision
+from common.errors import UserError
 from ptb import fast_loss
 
 # Keeps the model float32 but runs the training step's matmuls on bfloat16 inputs with float32
@@ -131,3 +132,20 @@ def forward_flops_per_token(config):
   hidden, gates = config.hidden_size, {"lstm": 4, "gru": 3, "rnn": 1}[config.cell]
   recurrent = config.num_layers * 2 * (2 * hidden * gates * hidden)
   return recurrent + 2 * hidden * config.vocab_size
+
+
+def resolve_precision(name, jit_compile):
+  """The --precision to train with: 'auto' is bfloat16_matmuls where that is fast, else float32.
+
+  bfloat16_matmuls is the fastest numerically safe mode (the perplexity of float32, README);
+  the whole model in bfloat16 (mixed_bfloat16) is faster still but loses perplexity.
+  """
+  if name == "mixed_float16":
+    raise UserError("--precision=mixed_float16 needs loss scaling, which ptb's plain SGD does "
+                    "not do: use float32, bfloat16_matmuls or mixed_bfloat16")
+  if name == BFLOAT16_MATMULS and not jit_compile:
+    raise UserError(f"--precision={BFLOAT16_MATMULS} needs --jit_compile: only XLA multiplies "
+                    "bfloat16 inputs into float32 results; use --precision=float32 without it")
+  if name == "auto":
+    return BFLOAT16_MATMULS if jit_compile and precision.has_fast_bfloat16() else "float32"
+  return name

@@ -7,18 +7,17 @@ import math
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from common import data_dir as data_dirs
-from common import distribute, metrics, precision, storage
+from common import distribute, metrics, storage
 from common.errors import UserError
 from common.progress import Progress, Summaries, format_seconds, log
-from ptb import configs, data, export
+from ptb import configs, data, evaluation, export
 from ptb.clipping import clip_by_global_norm
 from ptb.fast_loss import token_nll
 from ptb.model import BFLOAT16_MATMULS, PTBModel
-from ptb.optimizer import apply_gradients, make_optimizer
+from ptb.optimizer import apply_gradients, make_optimizer, set_learning_rate
 
 TEST_WINDOW = 50  # batch-1 test windows: the state is carried, so any length gives one number
 LOG_LINE = "epoch %3d  %5.3f  perplexity %9.3f  lr %.4f  %6.0f %s/s  ETA %s"
@@ -92,32 +91,6 @@ def make_steps(model, config, jit_compile=False, strategy=None, optimizer=None):
 
   return (tf.function(train_step, jit_compile=whole_step_jit),
           tf.function(eval_step, jit_compile=jit_compile and distribute.single_device(strategy)))
-
-
-def evaluate(eval_step, model, ids, batch_size, num_steps, strategy=None):
-  """Mean NLL per token of a whole id stream, state carried from window to window.
-
-  With batch_size 1 every target after the first token is scored, the last window being
-  shorter; with a larger batch it is the tutorial's valid evaluation (ptb_producer windows).
-  """
-  strategy = strategy or tf.distribute.get_strategy()
-  if batch_size == 1:
-    stream = np.asarray(ids, np.int32)[None, :]
-    bounds = list(range(0, len(ids) - 1, num_steps)) + [len(ids) - 1]
-    windows = tf.data.Dataset.from_generator(
-        lambda: ((stream[:, a:b], stream[:, a + 1:b + 1]) for a, b in zip(bounds, bounds[1:])),
-        output_signature=(tf.TensorSpec([1, None], tf.int32),) * 2)
-    tokens = len(ids) - 1
-  else:
-    inputs, targets = data.windows(ids, batch_size, num_steps)
-    windows = tf.data.Dataset.from_tensor_slices((inputs, targets))
-    tokens = targets.size
-  state = distribute.split_rows(strategy, model.zero_state(batch_size), axis=2)
-  total_nll = 0.0
-  for (x, y), _ in distribute.distribute_batches(strategy, lambda: windows.prefetch(2)):
-    nll, state = eval_step(x, y, state)
-    total_nll += float(nll)
-  return total_nll / tokens
 
 
 class TrainState(tf.Module):
@@ -259,11 +232,12 @@ def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
              if row["epoch"] <= int(train_state.epoch.numpy())]
   while int(train_state.epoch.numpy()) < config.max_max_epoch:
     history.append(_train_epoch(train_state, train_step, eval_step, model, windows, ids, config,
-                                summaries, manager, options, strategy))
+                                summaries, manager, options, strategy, optimizer))
     storage.write_json(chief.path / "history.json", history)
-  test_nll = evaluate(eval_step, model, ids["test"], 1, TEST_WINDOW, strategy)
-  log("Test Perplexity: %.3f%s", metrics.perplexity(test_nll, 1), _bits(config, test_nll))
-  summaries.scalars("test", split_metrics(config, test_nll), config.max_max_epoch)
+  test_nll = evaluation.evaluate(eval_step, model, ids["test"], 1, TEST_WINDOW, strategy)
+  log("Test Perplexity: %.3f%s", metrics.perplexity(test_nll, 1),
+      evaluation.bits(config, test_nll))
+  summaries.scalars("test", evaluation.split_metrics(config, test_nll), config.max_max_epoch)
   summaries.close()
   results = _finish(config, chief.path, model, vocab, options, history, test_nll, train_state)
   chief.clean()
@@ -271,20 +245,22 @@ def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
 
 
 def _train_epoch(train_state, train_step, eval_step, model, windows, ids, config, summaries,
-                 manager, options, strategy):
+                 manager, options, strategy, optimizer=None):
   """One epoch and its validation; returns its history row."""
   epoch = int(train_state.epoch.numpy())
   lr = configs.learning_rate(config, epoch)
   log("Epoch: %d Learning rate: %.3f", epoch + 1, lr)
+  set_learning_rate(optimizer, lr)
   train_nll, rate = run_epoch(train_state, train_step, windows, config, lr, summaries, manager,
                               options, strategy)
-  valid_nll = evaluate(eval_step, model, ids["valid"], config.batch_size, config.num_steps,
-                       strategy)
-  train, valid = split_metrics(config, train_nll), split_metrics(config, valid_nll)
+  valid_nll = evaluation.evaluate(eval_step, model, ids["valid"], config.batch_size,
+                                  config.num_steps, strategy)
+  train = evaluation.split_metrics(config, train_nll)
+  valid = evaluation.split_metrics(config, valid_nll)
   log("Epoch: %d Train Perplexity: %.3f%s", epoch + 1, train["perplexity"],
-      _bits(config, train_nll))
+      evaluation.bits(config, train_nll))
   log("Epoch: %d Valid Perplexity: %.3f%s", epoch + 1, valid["perplexity"],
-      _bits(config, valid_nll))
+      evaluation.bits(config, valid_nll))
   summaries.scalars("train", {**train, "learning_rate": lr}, epoch + 1)
   summaries.scalars("valid", valid, epoch + 1)
   train_state.epoch.assign_add(1)
@@ -294,19 +270,6 @@ def _train_epoch(train_state, train_step, eval_step, model, windows, ids, config
           "train_perplexity": train["perplexity"], "valid_loss": valid_nll,
           "valid_perplexity": valid["perplexity"], f"{_unit(config)}_per_second": rate,
           "wall_seconds": train_state.elapsed()}
-
-
-def split_metrics(config, nll):
-  """A split's numbers from its mean NLL per token: loss (nats), perplexity, and for
-  characters bits per character."""
-  values = {"loss": nll, "perplexity": metrics.perplexity(nll, 1)}
-  if config.level == "char":
-    values["bits_per_char"] = nll / math.log(2)
-  return values
-
-
-def _bits(config, nll):
-  return f" ({nll / math.log(2):.3f} bits/char)" if config.level == "char" else ""
 
 
 def _finish(config, out, model, vocab, options, history, test_nll, train_state):
@@ -354,20 +317,3 @@ def check_config(model_dir, config, write=True):
                       "differ): use a new --model_dir, or the same flags to resume it")
   if write:
     storage.write_json(path, wanted)
-
-
-def resolve_precision(name, jit_compile):
-  """The --precision to train with: 'auto' is bfloat16_matmuls where that is fast, else float32.
-
-  bfloat16_matmuls is the fastest numerically safe mode (the perplexity of float32, README);
-  the whole model in bfloat16 (mixed_bfloat16) is faster still but loses perplexity.
-  """
-  if name == "mixed_float16":
-    raise UserError("--precision=mixed_float16 needs loss scaling, which ptb's plain SGD does "
-                    "not do: use float32, bfloat16_matmuls or mixed_bfloat16")
-  if name == BFLOAT16_MATMULS and not jit_compile:
-    raise UserError(f"--precision={BFLOAT16_MATMULS} needs --jit_compile: only XLA multiplies "
-                    "bfloat16 inputs into float32 results; use --precision=float32 without it")
-  if name == "auto":
-    return BFLOAT16_MATMULS if jit_compile and precision.has_fast_bfloat16() else "float32"
-  return name

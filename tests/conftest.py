@@ -18,6 +18,26 @@ tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+# Parametrized checks of one-line errors: each case is a command-line run of a few seconds, so
+# the quick tier (-m "not slow") runs the first case and the whole suite runs them all.
+FIRST_CASE_ONLY_WHEN_QUICK = ("test_invalid_flags", "test_bad_data_files",
+                              "test_bad_generate_arguments", "test_bad_distribution_flags",
+                              "test_bad_data_file_is_a_clean_error_that_damages_nothing",
+                              "test_invalid_flag_is_a_clean_error_naming_it",
+                              "test_bad_flags_fail_in_one_line_and_leave_model_dir_alone")
+
+
+def pytest_collection_modifyitems(items):
+  """Marks every case but the first of FIRST_CASE_ONLY_WHEN_QUICK's tests `slow`."""
+  seen = set()
+  for item in items:
+    name = getattr(item, "originalname", item.name)
+    if name in FIRST_CASE_ONLY_WHEN_QUICK:
+      if (item.module.__name__, name) in seen:
+        item.add_marker(pytest.mark.slow)
+      seen.add((item.module.__name__, name))
+
+
 def _dir_from_env(var, required):
   path = os.environ.get(var)
   if not path or not all((pathlib.Path(path) / name).exists() for name in required):
@@ -28,6 +48,15 @@ def _dir_from_env(var, required):
 @pytest.fixture(scope="session")
 def ptb_dir():
   return _dir_from_env("PTB_DATA_DIR", ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"])
+
+
+@pytest.fixture(scope="session")
+def shakespeare_file():
+  """Tiny Shakespeare, char-rnn's corpus ($SHAKESPEARE_FILE)."""
+  path = os.environ.get("SHAKESPEARE_FILE")
+  if not path or not pathlib.Path(path).is_file():
+    pytest.skip("$SHAKESPEARE_FILE does not point at tiny Shakespeare's input.txt")
+  return pathlib.Path(path)
 
 
 @pytest.fixture(scope="session")

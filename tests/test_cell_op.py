@@ -3,6 +3,7 @@ import dataclasses
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl import logging
 from tensorflow.core.protobuf import saved_model_pb2
@@ -95,6 +96,7 @@ def test_nan_stays_nan_in_its_own_row():
   assert np.isfinite(h[0]).all() and np.isfinite(h[1, 1:]).all()
 
 
+@pytest.mark.slow
 def test_the_library_is_built_once_per_cpu_and_tensorflow(tmp_path, monkeypatch):
   require_cell_op()
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -29,6 +29,7 @@ from ptb import configs as ptb_configs
 from ptb import data as ptb_data
 from ptb import train as ptb_train
 from ptb.model import PTBModel
+from ptb.optimizer import make_optimizer, set_learning_rate
 
 # Float32 sums in another order (per replica, then across): equal to about 1e-6.
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
@@ -53,6 +54,7 @@ def test_every_row_of_every_batch_goes_to_exactly_one_replica():
   assert seen == [[[0, 1], [2, 3, 4]], [[5, 6], [7, 8, 9]], [[], [10]]]
 
 
+@pytest.mark.slow
 def test_an_epoch_ends_when_its_last_batch_is_used():
   # tf.data's autotuning thread would make each epoch's end wait for its next wake-up (1.27 s
   # after the start here, in about a third of the epochs): ptb lost 35-45 s in 5 of 13 epochs.
@@ -80,33 +82,41 @@ PTB_TINY = dataclasses.replace(ptb_configs.TestConfig(), vocab_size=30, hidden_s
                                num_layers=2, num_steps=4, batch_size=5, keep_prob=0.5)
 
 
-def _ptb_steps(strategy, weights, jit_compile, steps=4):
-  """Trains PTB_TINY `steps` windows from `weights`; returns (NLLs, weights, final state)."""
+def _ptb_steps(strategy, weights, jit_compile, config=PTB_TINY, steps=4):
+  """Trains `config` `steps` windows from `weights`; returns (NLLs, weights, final state)."""
   with strategy.scope():
-    model = PTBModel(PTB_TINY)
+    model = PTBModel(config)
     model.create_variables()
+    optimizer = make_optimizer(config)  # None: plain SGD
+    if optimizer is not None:
+      optimizer.build(model.trainable_variables)
   model.set_weights(weights)
-  train_step, _ = ptb_train.make_steps(model, PTB_TINY, jit_compile, strategy)
-  ids = np.random.default_rng(1).integers(0, PTB_TINY.vocab_size, 200)
-  windows = ptb_data.windows(ids, PTB_TINY.batch_size, PTB_TINY.num_steps)
+  train_step, _ = ptb_train.make_steps(model, config, jit_compile, strategy, optimizer)
+  set_learning_rate(optimizer, 0.01)
+  ids = np.random.default_rng(1).integers(0, config.vocab_size, 200)
+  windows = ptb_data.windows(ids, config.batch_size, config.num_steps)
   batches = distribute.distribute_batches(
       strategy, lambda: tf.data.Dataset.from_tensor_slices(windows).take(steps))
-  state = distribute.split_rows(strategy, model.zero_state(PTB_TINY.batch_size), axis=2)
+  state = distribute.split_rows(strategy, model.zero_state(config.batch_size), axis=2)
+  lr = tf.constant(1.0 if optimizer is None else 0.01)
   losses = []
   for step, ((x, y), _) in enumerate(batches):
-    nll, state = train_step(x, y, state, tf.constant(1.0), tf.constant([step, 7]))
+    nll, state = train_step(x, y, state, lr, tf.constant([step, 7]))
     losses.append(float(nll))
   return losses, model.get_weights(), distribute.gather_rows(strategy, state, axis=2).numpy()
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_ptb_two_replicas_train_like_one_device(jit_compile):
+# Adam (the character config's): the replicas' summed, clipped gradients update once.
+@pytest.mark.parametrize("jit_compile,optimizer", [(False, "sgd"), (True, "sgd"),
+                                                   (False, "adam")])
+def test_ptb_two_replicas_train_like_one_device(jit_compile, optimizer):
+  config = dataclasses.replace(PTB_TINY, optimizer=optimizer)
   keras.utils.set_random_seed(0)
-  reference = PTBModel(PTB_TINY)
+  reference = PTBModel(config)
   reference.create_variables()
   weights = reference.get_weights()
-  one = _ptb_steps(tf.distribute.get_strategy(), weights, jit_compile)
-  two = _ptb_steps(two_replicas(), weights, jit_compile)
+  one = _ptb_steps(tf.distribute.get_strategy(), weights, jit_compile, config)
+  two = _ptb_steps(two_replicas(), weights, jit_compile, config)
   np.testing.assert_allclose(two[0], one[0], **TOLERANCE)
   assert not np.allclose(one[1][0], weights[0])  # it trained
   for got, want in zip(two[1], one[1]):
@@ -216,6 +226,7 @@ def kill_worker_1_then_restart(module, args, model_dir, log_dir, checkpoint):
   return restarted
 
 
+@pytest.mark.slow
 def test_ptb_two_workers_killed_and_restarted_end_like_one_device(ptb_slice, tmp_path):
   # float32: under bfloat16_matmuls a last-bit difference in the replicas' summed gradients
   # can round a weight to another bfloat16 (valid perplexity 313.84 against 313.80, measured).
@@ -237,6 +248,7 @@ def test_ptb_two_workers_killed_and_restarted_end_like_one_device(ptb_slice, tmp
   assert (model_dir / "export" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_mnist_two_workers_killed_and_restarted_end_like_one_device(mnist_dir, tmp_path):
   args = ["--config=test", f"--data_dir={mnist_dir}", "--precision=float32", "--epochs=2",
           "--max_steps_per_epoch=150", "--checkpoint_every_steps=50"]
@@ -258,6 +270,7 @@ def test_mnist_two_workers_killed_and_restarted_end_like_one_device(mnist_dir, t
   assert [p.name for p in model_dir.glob(".worker-*")] == []
 
 
+@pytest.mark.slow
 def test_mirrored_from_the_command_line(mnist_dir, tmp_path):
   args = ["--config=test", f"--data_dir={mnist_dir}", "--precision=float32"]
   one = run_cli("mnist_rnn.main", *args, f"--model_dir={tmp_path / 'one'}")
@@ -270,6 +283,7 @@ def test_mirrored_from_the_command_line(mnist_dir, tmp_path):
   assert got["test_loss"] == pytest.approx(want["test_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_worker_whose_port_is_taken_stops_with_one_clear_line(tmp_path, monkeypatch):
   with socket.socket() as taken:
     taken.bind(("127.0.0.1", 0))

@@ -14,8 +14,14 @@ from mnist_rnn import configs as mnist_configs
 from mnist_rnn import model as mnist_model
 from mnist_rnn.model import build_model, forward_flops_per_example
 from ptb import configs as ptb_configs
+from ptb import model as ptb_model
 from ptb import train as ptb_train
 from ptb.model import PTBModel, forward_flops_per_token
+
+
+def SLOW(case):  # pylint: disable=invalid-name
+  """A parametrized case that runs in the whole suite only (-m slow), not the quick tier."""
+  return pytest.param(*case, marks=pytest.mark.slow)
 
 
 def test_our_lstm_equals_keras_lstm_with_the_same_weights():
@@ -165,10 +171,10 @@ def _ptb_run(precision, jit_compile, steps=5, lstm="fast"):
     # through 4 updates of bfloat16-rounded softmax gradients (3.7e-4)
     ("bfloat16_matmuls", True, "fast", 1e-5, 2e-3),
     ("mixed_bfloat16", False, "fast", 1e-2, 2e-2),   # bfloat16 matmuls: 8 mantissa bits
-    ("mixed_bfloat16", True, "fast", 1e-2, 2e-2),
+    SLOW(("mixed_bfloat16", True, "fast", 1e-2, 2e-2)),
     ("float32", True, "reference", 1e-4, 1e-4),
     ("float32", False, "keras", 1e-5, 1e-5),       # keras.layers.LSTM (cuDNN on GPU)
-    ("float32", True, "keras", 1e-4, 1e-4),
+    SLOW(("float32", True, "keras", 1e-4, 1e-4)),
 ])
 def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, lstm, rtol,
                                                      state_atol):
@@ -185,16 +191,16 @@ def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, lstm
 # Adam scales each step to about the learning rate whatever the gradient, so a near-zero
 # gradient's last bits show. A wrong gate or sign is off by about the rate, 1e-3.
 @pytest.mark.parametrize("overrides,rtol,weights_atol", [
-    ({"lstm": "keras"}, 1e-4, 3e-6),               # keras.layers.LSTM
-    ({"lstm": "reference", "jit_compile": True}, 1e-4, 3e-6),
+    SLOW(({"lstm": "keras"}, 1e-4, 3e-6)),               # keras.layers.LSTM
+    SLOW(({"lstm": "reference", "jit_compile": True}, 1e-4, 3e-6)),
     ({"row_groups": 1, "cell_op": False}, 1e-5, 3e-6),   # the written-out passes
-    ({"row_groups": 1, "cell_op": False, "jit_compile": True}, 1e-4, 3e-6),
+    SLOW(({"row_groups": 1, "cell_op": False, "jit_compile": True}, 1e-4, 3e-6)),
     # Adam moves each weight by about the learning rate whatever the gradient's size, so
     # bfloat16's rounding of small gradients shows in the weights as much as anything would:
     # only the losses are compared.
-    ({"precision": "mixed_bfloat16", "row_groups": 1, "cell_op": False}, 2e-2, None),
-    ({"row_groups": 3, "cell_op": False}, 1e-5, 3e-6),   # rows 5 + 5 + 6
-    ({"row_groups": 1, "cell_op": True}, 1e-5, 3e-6),    # common/lstm_cell.cc
+    SLOW(({"precision": "mixed_bfloat16", "row_groups": 1, "cell_op": False}, 2e-2, None)),
+    SLOW(({"row_groups": 3, "cell_op": False}, 1e-5, 3e-6)),   # rows 5 + 5 + 6
+    SLOW(({"row_groups": 1, "cell_op": True}, 1e-5, 3e-6)),    # common/lstm_cell.cc
     ({"precision": "mixed_bfloat16", "row_groups": 2, "cell_op": True}, 2e-2, None),  # default
 ])
 def test_mnist_fast_paths_match_the_reference(overrides, rtol, weights_atol):
@@ -229,8 +235,8 @@ def test_mnist_ops_get_one_thread_only_where_row_groups_keep_the_cores_busy(monk
   monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # a CPU
   tutorial = mnist_configs.TutorialConfig()
   assert mnist_model.intra_op_threads(tutorial) == 1  # 2 row groups on a CPU
-  for overrides in ({"row_groups": 1}, {"jit_compile": True}, {"lstm": "keras"}, {"lstm": "reference"},
-                    {"cell": "gru"}):
+  for overrides in ({"row_groups": 1}, {"jit_compile": True}, {"lstm": "keras"},
+                    {"lstm": "reference"}, {"cell": "gru"}):
     assert mnist_model.intra_op_threads(dataclasses.replace(tutorial, **overrides)) == 0
   assert mnist_model.intra_op_threads(dataclasses.replace(tutorial, row_groups=3)) == 1
 
@@ -239,7 +245,8 @@ def test_flop_counts_equal_the_hand_counts():
   # ptb small, per word: 2 layers x (input 2*200*800 + recurrent 2*200*800) + softmax 2*200*10000
   assert forward_flops_per_token(ptb_configs.SmallConfig()) == 2 * (320_000 + 320_000) + 4_000_000
   # mnist tutorial, per image: 28 x (2*28*512 + 2*128*512) + dense 2*128*10
-  assert forward_flops_per_example(mnist_configs.TutorialConfig()) == 28 * (28_672 + 131_072) + 2_560
+  assert (forward_flops_per_example(mnist_configs.TutorialConfig())
+          == 28 * (28_672 + 131_072) + 2_560)
 
 
 BENCHMARK_FIELDS = {"app", "config", "device", "precision", "jit_compile", "unit",
@@ -249,6 +256,7 @@ RATE_FIELDS = {"per_second_median", "per_second_min", "per_second_max", "ms_per_
                "achieved_flops_per_second", "utilisation"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     ["ptb.benchmark", "--model=test", "--steps=2", "--repeats=2", "--compare"],
     ["mnist_rnn.benchmark", "--config=test", "--steps=2", "--repeats=2", "--compare"],
@@ -276,17 +284,19 @@ def test_benchmarks_print_json_with_every_field(command):
             "keras_lstm"} <= set(report["compare"])
 
 
+@pytest.mark.slow
 def test_ptb_benchmark_times_the_step_ptb_train_runs_by_default():
   """No flags: the precision and XLA setting of a default `ptb.main` run, as the JSON says."""
   result = run_cli("ptb.benchmark", "--model=test", "--steps=2", "--repeats=2")
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(result.stdout)
   assert report["jit_compile"] is True
-  assert report["precision"] == ptb_train.resolve_precision("auto", jit_compile=True)
+  assert report["precision"] == ptb_model.resolve_precision("auto", jit_compile=True)
   assert_clean_error(run_cli("ptb.benchmark", "--model=test", "--precision=bfloat16_matmuls",
                              "--nojit_compile"), "--precision=bfloat16_matmuls", "--jit_compile")
 
 
+@pytest.mark.slow
 def test_benchmarked_train_steps_train():
   """The timed train step is a whole step: repeated on one batch, it lowers the loss."""
   from mnist_rnn import benchmark as mnist_benchmark  # pylint: disable=import-outside-toplevel
@@ -310,8 +320,8 @@ def test_auto_precision_follows_the_hardware():
     assert precision.resolve(explicit) == explicit
   # ptb: the float32 model with the bfloat16 softmax, which needs XLA.
   expected = "bfloat16_matmuls" if precision.has_fast_bfloat16() else "float32"
-  assert ptb_train.resolve_precision("auto", jit_compile=True) == expected
-  assert ptb_train.resolve_precision("auto", jit_compile=False) == "float32"
+  assert ptb_model.resolve_precision("auto", jit_compile=True) == expected
+  assert ptb_model.resolve_precision("auto", jit_compile=False) == "float32"
 
 
 def test_ptb_keras_lstm_starts_like_ours():
@@ -324,6 +334,7 @@ def test_ptb_keras_lstm_starts_like_ours():
     np.testing.assert_array_equal(bias, 0.0)
 
 
+@pytest.mark.slow
 def test_ptb_trains_and_exports_the_same_with_keras_lstm(ptb_slice, tmp_path):
   """--lstm=keras (keras.layers.LSTM, cuDNN on GPU): the same run, the same export."""
   scores = []

@@ -2,6 +2,7 @@
 import re
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import assert_clean_error, run_cli
@@ -34,6 +35,7 @@ def test_predict_prints_the_savedmodels_digit_for_each_file(mnist_trained, mnist
   assert [(d, round(p, 4), path) for d, p, path in printed] == expected
 
 
+@pytest.mark.slow
 def test_invert_reads_dark_ink_on_light_colour_images(mnist_trained, mnist_dir, tmp_path):
   model_dir = mnist_trained[0]
   images, _ = data.read_split(mnist_dir, "test")
@@ -47,6 +49,7 @@ def test_invert_reads_dark_ink_on_light_colour_images(mnist_trained, mnist_dir, 
   assert abs(inverted[0][1] - plain[0][1]) < 0.01
 
 
+@pytest.mark.slow
 def test_unreadable_image_is_a_clean_error(tmp_path):
   bad = tmp_path / "notes.png"
   bad.write_text("not an image")
@@ -56,6 +59,7 @@ def test_unreadable_image_is_a_clean_error(tmp_path):
                        str(path), words)
 
 
+@pytest.mark.slow
 def test_model_dir_without_export_is_a_clean_error(tmp_path):
   image = write_png(tmp_path / "zero.png", np.zeros((28, 28, 1), np.uint8))
   result = run_cli("mnist_rnn.predict", f"--model_dir={tmp_path}", image)

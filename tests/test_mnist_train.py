@@ -78,6 +78,7 @@ def test_end_to_end_writes_events_checkpoint_metrics_and_export(mnist_trained, m
   assert accuracy > 0.11  # 20 steps already beat chance
 
 
+@pytest.mark.slow
 def test_rerun_with_more_epochs_resumes_from_the_checkpoint(mnist_trained, mnist_dir, tmp_path):
   model_dir = tmp_path / "model"
   shutil.copytree(mnist_trained[0], model_dir)
@@ -92,6 +93,7 @@ def test_rerun_with_more_epochs_resumes_from_the_checkpoint(mnist_trained, mnist
   assert ("accuracy", 2) in scalars(model_dir / "test")
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_run_only_evaluates_and_exports(mnist_trained, mnist_dir, tmp_path):
   model_dir = tmp_path / "model"
   shutil.copytree(mnist_trained[0], model_dir)
@@ -109,6 +111,7 @@ def test_rerun_of_a_finished_run_only_evaluates_and_exports(mnist_trained, mnist
   assert (model_dir / "export" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_loses_at_most_the_current_epoch(mnist_dir, tmp_path):
   model_dir = tmp_path / "model"
   args = ["--config=test", "--epochs=3", "--max_steps_per_epoch=300", f"--data_dir={mnist_dir}",
@@ -194,6 +197,7 @@ def test_invalid_flag_is_a_clean_error_naming_it(flag, tiny_model_dir):
   assert snapshot(tiny_model_dir) == before
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_configuration_is_a_clean_error(mnist_tiny_dir, tiny_model_dir):
   before = snapshot(tiny_model_dir)
   result = run_cli("mnist_rnn.main", "--config=test", "--hidden_size=32", "--epochs=2",

@@ -85,6 +85,7 @@ def test_step_signature_streams_like_the_model(trained):
   np.testing.assert_allclose(state, final, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_score_cli(trained):
   model_dir, _ = trained
   result = run_cli("ptb.score", f"--model_dir={model_dir}", "the company said", "a b")
@@ -95,6 +96,7 @@ def test_score_cli(trained):
   assert float(lines[1].split()[0]) < 0
 
 
+@pytest.mark.slow
 def test_generation_is_repeatable_with_a_seed(trained):
   model_dir, _ = trained
   args = ["ptb.generate", f"--model_dir={model_dir}", "--prime=the company said",
@@ -108,6 +110,7 @@ def test_generation_is_repeatable_with_a_seed(trained):
   assert greedy[0] == greedy[1]
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_continues_the_schedule(trained, ptb_slice, tmp_path):
   model_dir, _ = trained
   resumed_dir = tmp_path / "resumed"
@@ -122,6 +125,7 @@ def test_rerun_resumes_and_continues_the_schedule(trained, ptb_slice, tmp_path):
   assert [row["epoch"] for row in history] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_kill_mid_epoch_then_resume_loses_nothing(ptb_slice, tmp_path):
   args = ["--model=test", f"--data_dir={ptb_slice}", f"--model_dir={tmp_path}",
           "--hidden_size=16", "--checkpoint_every_steps=50"]
@@ -167,6 +171,7 @@ def test_bad_data_files(tmp_path, files, needle):
   assert_clean_error(result, needle)
 
 
+@pytest.mark.slow
 def test_missing_data_file(tmp_path):
   (tmp_path / "ptb.train.txt").write_text("a b\n")
   result = run_cli("ptb.main", "--model=test", f"--data_dir={tmp_path}",
@@ -186,6 +191,7 @@ def test_invalid_flags(tmp_path, flag, needle):
   assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_too_short_valid_split_is_refused_before_training(tmp_path):
   """Every split's size is known at load time: no epoch is trained before the error."""
   data_dir = _data_dir(tmp_path / "data", valid=b"a b\n")
@@ -195,6 +201,7 @@ def test_a_too_short_valid_split_is_refused_before_training(tmp_path):
   assert not (tmp_path / "model" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("app", ["ptb", "mnist_rnn"])
 def test_a_model_dir_that_is_a_file_is_refused_before_anything(tmp_path, app):
   path = tmp_path / "notes.txt"
@@ -206,6 +213,7 @@ def test_a_model_dir_that_is_a_file_is_refused_before_anything(tmp_path, app):
   assert path.read_text() == "keep me\n" and sorted(tmp_path.iterdir()) == [path]
 
 
+@pytest.mark.slow
 def test_stray_arguments_are_refused(tmp_path):
   """...in one line: nothing else on stderr, not even TensorFlow's start-up log lines."""
   result = run_cli("ptb.main", "small", "--use_synthetic_data", f"--model_dir={tmp_path}")
@@ -224,6 +232,7 @@ def test_a_broken_tensorflow_install_is_one_line_not_a_traceback(tmp_path):
   assert_clean_error(result, "cannot import TensorFlow", "pip install -r requirements.txt")
 
 
+@pytest.mark.slow
 def test_changed_config_does_not_touch_the_saved_run(trained, ptb_slice):
   model_dir, _ = trained
   before = {p.name: p.stat().st_mtime_ns for p in (model_dir / "checkpoints").iterdir()}
@@ -241,6 +250,7 @@ def test_bad_generate_arguments(trained, args, needle):
   assert_clean_error(run_cli("ptb.generate", f"--model_dir={model_dir}", *args), needle)
 
 
+@pytest.mark.slow
 def test_model_dir_without_export(tmp_path):
   assert_clean_error(run_cli("ptb.generate", f"--model_dir={tmp_path}"), "no SavedModel")
   assert_clean_error(run_cli("ptb.score", f"--model_dir={tmp_path}", "a b"), "no SavedModel")

@@ -95,6 +95,23 @@ def _fake_archive(path, files):
       tar.addfile(info, io.BytesIO(content))
 
 
+def test_an_old_run_directorys_config_reads_as_todays(tmp_path):
+  """config.json of a run that predates --lstm, --level, --cell and --optimizer: it resumes
+  with the same settings (fused_lstm true: our LSTM, false: keras.layers.LSTM)."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  from ptb import train  # pylint: disable=import-outside-toplevel
+  small = dataclasses.asdict(configs.SmallConfig())
+  old = {k: v for k, v in small.items() if k not in ("lstm", "level", "cell", "optimizer")}
+  for fused_lstm, lstm in ((True, "fast"), (False, "keras")):
+    assert configs.upgrade({**old, "fused_lstm": fused_lstm}) == {**small, "lstm": lstm}
+  (tmp_path / "checkpoints").mkdir()
+  (tmp_path / "config.json").write_text(json.dumps({**old, "fused_lstm": True}))
+  train.check_config(tmp_path, configs.SmallConfig())  # resumes: no error
+  with pytest.raises(UserError, match="lstm differ"):
+    train.check_config(tmp_path, dataclasses.replace(configs.SmallConfig(), lstm="keras"))
+
+
 def test_download_extracts_and_verifies_the_archive(ptb_dir, tmp_path, monkeypatch):
   real = {name: (ptb_dir / name).read_bytes() for name in data.FILES.values()}
   fetched = []

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from common import bfloat16
-from ptb import configs, train
+from ptb import configs, evaluation, train
 from ptb.fast_loss import token_nll
 from ptb.model import PTBModel
 
@@ -122,9 +122,9 @@ def test_batch_one_test_evaluation_does_not_depend_on_the_window_length():
   model = build(TINY)
   _, eval_step = train.make_steps(model, TINY)
   ids = np.random.default_rng(0).integers(0, 50, 101)
-  by_one = train.evaluate(eval_step, model, ids, batch_size=1, num_steps=1)
-  by_seven = train.evaluate(eval_step, model, ids, batch_size=1, num_steps=7)
-  by_all = train.evaluate(eval_step, model, ids, batch_size=1, num_steps=500)
+  by_one = evaluation.evaluate(eval_step, model, ids, batch_size=1, num_steps=1)
+  by_seven = evaluation.evaluate(eval_step, model, ids, batch_size=1, num_steps=7)
+  by_all = evaluation.evaluate(eval_step, model, ids, batch_size=1, num_steps=500)
   assert by_one == pytest.approx(by_seven, rel=1e-5) == pytest.approx(by_all, rel=1e-5)
   logits, _ = model(ids[None, :-1], model.zero_state(1))  # every target after the first
   expected = float(token_nll(logits, ids[None, 1:])) / 100  # the mean NLL per token

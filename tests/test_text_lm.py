@@ -75,6 +75,19 @@ def test_char_split_is_nanogpts_exactly(tmp_path):
   assert _text_of(ids["test"], vocab, "char") == "a\nd a\n"
 
 
+def test_tiny_shakespeare_splits_as_nanogpt_does(shakespeare_file):
+  """nanoGPT's shakespeare_char: 65 characters, the first 90% (1,003,854) train, the rest
+  validates; ours keeps the last 5% of that for the test split."""
+  ids, vocab = data.load("", str(shakespeare_file), "char")
+  text = shakespeare_file.read_text(encoding="utf-8")
+  assert vocab == sorted(set(text)) + [data.UNK]
+  assert len(vocab) == 66 and vocab[:3] == ["\n", " ", "!"]
+  assert [len(ids[split]) for split in data.SPLITS] == [1_003_854, 55_770, 55_770]
+  assert _text_of(ids["train"], vocab, "char") == text[:1_003_854]
+  assert _text_of(ids["valid"], vocab, "char") + _text_of(ids["test"], vocab, "char") == \
+      text[1_003_854:]
+
+
 def test_word_split_moves_each_cut_past_the_next_newline(tmp_path):
   ids, vocab = data.load(tmp_path, _write(tmp_path, LINES), level="word")
   train = _text_of(ids["train"], vocab, "word")
@@ -217,6 +230,7 @@ def test_top_k_is_exactly_k_even_with_ties():
   assert len(drawn) == 4
 
 
+@pytest.mark.slow
 def test_generate_rejects_a_top_k_below_one(tmp_path):
   result = run_cli("ptb.generate", f"--model_dir={tmp_path}", "--top_k=0")
   assert_clean_error(result, "--top_k=0 is not positive", "leave --top_k out")
@@ -316,6 +330,7 @@ def test_char_generation_is_repeatable_with_a_seed(char_export):
   assert len(runs[0]) >= 40 and set(runs[0]) <= set(vocab) | set("<unk>")
 
 
+@pytest.mark.slow
 def test_generate_cli_on_a_char_model(char_export):
   model_dir, _, _ = char_export
   result = run_cli("ptb.generate", f"--model_dir={model_dir}", "--prime=hé本", "--num_words=30",
@@ -327,6 +342,7 @@ def test_generate_cli_on_a_char_model(char_export):
   assert text == "hé本" + "".join(generate.generate(exported, "hé本", 30, 1.0, 3, 5)) + "\n"
 
 
+@pytest.mark.slow
 def test_score_cli_on_a_char_model_prints_bits_per_char(char_export):
   model_dir, _, _ = char_export
   result = run_cli("ptb.score", f"--model_dir={model_dir}", "hé", "日🙂 ")

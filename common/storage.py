@@ -11,6 +11,7 @@ import tempfile
 
 import tensorflow as tf
 
+from common import training_state
 from common.errors import UserError
 
 
@@ -25,12 +26,15 @@ def write_json(path, obj):
   os.replace(tmp, path)
 
 
-def checkpoint_manager(checkpoint, model_dir, max_to_keep=3, save_dir=None):
+def checkpoint_manager(checkpoint, model_dir, max_to_keep=3, save_dir=None, legacy=None):
   """A CheckpointManager under MODEL_DIR/checkpoints that restores the latest, if any.
 
   Args:
     save_dir: where to save instead of MODEL_DIR (a non-chief worker's scratch directory);
       the latest checkpoint is still restored from MODEL_DIR.
+    legacy: a checkpoint of the same objects in the layout written before
+      `common.training_state` (no `state` object); a latest checkpoint in that layout is
+      restored through it, and the next save writes today's.
 
   Returns:
     (manager, restored_path or None).
@@ -41,7 +45,8 @@ def checkpoint_manager(checkpoint, model_dir, max_to_keep=3, save_dir=None):
       max_to_keep=max_to_keep)
   if latest:
     try:
-      checkpoint.restore(latest).expect_partial()
+      old_layout = legacy is not None and not training_state.holds_state(latest)
+      (legacy if old_layout else checkpoint).restore(latest).expect_partial()
     except (tf.errors.OpError, ValueError, AssertionError) as e:
       raise UserError(f"cannot restore {latest} ({type(e).__name__}): it was "
                       "written by a different configuration; use a new --model_dir or the "

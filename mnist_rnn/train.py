@@ -8,7 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
-from common import distribute, precision, storage
+from common import distribute, precision, storage, training_state
 from common.metrics import Mean
 from common.progress import Progress, Summaries, format_seconds, log
 from mnist_rnn import configs, data, export
@@ -126,26 +126,18 @@ def run_epoch(step_fn, batches, num_steps, split, epoch, config, lr, log_every, 
           "examples_per_second": (accuracy.count - seen_before) / max(seconds, 1e-9)}
 
 
-class State:
-  """What a checkpoint holds besides the model and optimizer: the position and the sums.
+class TrainState(training_state.TrainingState):
+  """mnist_rnn's training state: also the epoch's accuracy sums and the training throughput.
 
-  The same on every worker (computed from all-reduced sums), so it is not mirrored.
+  `epoch_loss` and `epoch_correct` sum over the epoch's `epoch_seen` examples so far.
   """
 
   def __init__(self):
-    self.epoch = tf.Variable(0, dtype=tf.int64)  # epochs completed
-    self.step = tf.Variable(0, dtype=tf.int64)  # steps done in the epoch after those
-    self.epoch_loss = tf.Variable(0.0, dtype=tf.float64)  # that epoch's sums so far
+    super().__init__()
     self.epoch_correct = tf.Variable(0.0, dtype=tf.float64)
     self.epoch_seen = tf.Variable(0.0, dtype=tf.float64)
-    self.train_examples = tf.Variable(0.0, dtype=tf.float64)
+    self.train_examples = tf.Variable(0.0, dtype=tf.float64)  # over all epochs
     self.train_seconds = tf.Variable(0.0, dtype=tf.float64)  # inside training epochs only
-    self.wall_seconds = tf.Variable(0.0, dtype=tf.float64)  # everything, evaluation included
-    self.mark = time.perf_counter()  # wall time up to here is in wall_seconds
-
-  def variables(self):
-    return {name: value for name, value in vars(self).items()
-            if isinstance(value, tf.Variable)}
 
   def resume(self):
     """(steps done, loss Mean, accuracy Mean) of the epoch in progress."""
@@ -163,16 +155,18 @@ class State:
     self.epoch_seen.assign(accuracy.count)
     self.tick()
 
-  def record_epoch(self, epoch):
-    self.epoch.assign(epoch)
-    for variable in (self.step, self.epoch_loss, self.epoch_correct, self.epoch_seen):
-      variable.assign(tf.zeros_like(variable))
-    self.tick()
+  def finish_epoch(self):
+    super().finish_epoch()
+    self.epoch_correct.assign(0.0)
+    self.epoch_seen.assign(0.0)
 
-  def tick(self):
-    now = time.perf_counter()
-    self.wall_seconds.assign_add(now - self.mark)
-    self.mark = now
+  def legacy_checkpoint(self, model, optimizer):
+    """The layout of run directories from before the shared names: these variables at the
+    top level, beside the model and optimizer."""
+    names = ("epoch", "step", "epoch_loss", "epoch_correct", "epoch_seen", "train_examples",
+             "train_seconds", "wall_seconds")
+    return tf.train.Checkpoint(model=model, optimizer=optimizer,
+                               **{name: getattr(self, name) for name in names})
 
 
 def load_examples(config, data_dir):
@@ -187,7 +181,7 @@ def load_examples(config, data_dir):
 
 
 def build_or_restore(config, chief, strategy):
-  """Builds the model, optimizer and State, restoring MODEL_DIR/checkpoints' latest if any.
+  """Builds the model, optimizer and TrainState, restoring MODEL_DIR/checkpoints' latest if any.
 
   Returns:
     (model, optimizer, state, checkpoint manager).
@@ -196,10 +190,10 @@ def build_or_restore(config, chief, strategy):
     model = build_model(config)
     optimizer = make_optimizer(config)
     optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore
-  state = State()
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state.variables())
+  state = TrainState()
   manager, restored = storage.checkpoint_manager(
-      checkpoint, chief.model_dir, save_dir=chief.path)
+      state.checkpoint(model, optimizer), chief.model_dir, save_dir=chief.path,
+      legacy=state.legacy_checkpoint(model, optimizer))
   if restored:
     log("resumed from %s: %d of %d epochs done, %d steps into the next", restored,
         int(state.epoch), config.epochs, int(state.step))
@@ -232,7 +226,7 @@ def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
   keras.utils.set_random_seed(config.seed)
   train_examples, test_examples, steps_per_epoch, test_steps = load_examples(config, data_dir)
   model, optimizer, state, manager = build_or_restore(config, chief, strategy)
-  state.mark = started
+  state.restart_clock(since=started)
   train_step, eval_step = make_steps(model, optimizer, config.jit_compile, strategy)
   summaries = Summaries(str(chief.path))
 
@@ -253,7 +247,7 @@ def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
                                 "learning_rate": lr,
                                 "examples_per_second": train["examples_per_second"]}, epoch)
     summaries.scalars("test", {"loss": test["loss"], "accuracy": test["accuracy"]}, epoch)
-    state.record_epoch(epoch)
+    state.finish_epoch()
     manager.save()
   summaries.close()
   if test is None:  # nothing left to train: a finished run re-evaluates and re-exports

@@ -4,13 +4,12 @@ options)`. The command line is `ptb.main` (python -m ptb.main --model=small).
 import dataclasses
 import json
 import math
-import time
 
 import keras
 import tensorflow as tf
 
 from common import data_dir as data_dirs
-from common import distribute, metrics, storage
+from common import distribute, metrics, storage, training_state
 from common.errors import UserError
 from common.progress import Progress, Summaries, format_seconds, log
 from ptb import configs, data, evaluation, export
@@ -93,39 +92,39 @@ def make_steps(model, config, jit_compile=False, strategy=None, optimizer=None):
           tf.function(eval_step, jit_compile=jit_compile and distribute.single_device(strategy)))
 
 
-class TrainState(tf.Module):
-  """Everything a resumed run needs beside the weights: position, carried state, RNG."""
+class TrainState(training_state.TrainingState):
+  """ptb's training state: also the carried LSTM state of every row and the dropout RNG.
 
-  def __init__(self, model, config, seed, optimizer=None):
+  `epoch_loss` sums the NLL of the epoch's tokens so far, so a resumed epoch reports the
+  perplexity of all of it.
+  """
+
+  def __init__(self, model, config, seed):
     super().__init__()
-    self.model = model
-    if optimizer is not None:  # plain SGD has no state
-      self.optimizer = optimizer
-    self.epoch = tf.Variable(0, dtype=tf.int64)     # epochs finished
-    self.step = tf.Variable(0, dtype=tf.int64)      # windows done in the current epoch
     self.lstm_state = tf.Variable(model.zero_state(config.batch_size))
-    self.train_nll = tf.Variable(0.0, dtype=tf.float64)  # this epoch's sums so far
     self.rng = tf.random.Generator.from_seed(seed)
-    self.wall_seconds = tf.Variable(0.0, dtype=tf.float64)  # training time before this run
-    self.started = time.perf_counter()
 
-  def elapsed(self):
-    """Wall seconds of training over all runs, as of now."""
-    return float(self.wall_seconds.numpy()) + time.perf_counter() - self.started
-
-  def start_epoch(self):
-    self.step.assign(0)
-    self.lstm_state.assign(tf.zeros_like(self.lstm_state))
-    self.train_nll.assign(0.0)
+  def finish_epoch(self):
+    super().finish_epoch()
+    self.lstm_state.assign(tf.zeros_like(self.lstm_state))  # each epoch starts from zeros
 
   def save(self, manager, step, state, nll_sum):
     """Checkpoints the position in the epoch, the carried state (all rows) and the sums."""
-    self.wall_seconds.assign(self.elapsed())
-    self.started = time.perf_counter()
+    self.tick()
     self.step.assign(step)
     self.lstm_state.assign(state)
-    self.train_nll.assign(nll_sum)
+    self.epoch_loss.assign(nll_sum)
     manager.save()
+
+  def legacy_checkpoint(self, model, optimizer=None):
+    """The layout of run directories from before the shared names: everything under `train`,
+    the loss sum named `train_nll`."""
+    old = {"model": model, "epoch": self.epoch, "step": self.step,
+           "lstm_state": self.lstm_state, "train_nll": self.epoch_loss, "rng": self.rng,
+           "wall_seconds": self.wall_seconds}
+    if optimizer is not None:
+      old["optimizer"] = optimizer
+    return tf.train.Checkpoint(train=tf.train.Checkpoint(**old))
 
 
 def run_epoch(train_state, train_step, windows, config, lr, summaries, manager, options,
@@ -140,7 +139,7 @@ def run_epoch(train_state, train_step, windows, config, lr, summaries, manager, 
   progress = Progress(epoch_size, done=start)
   # Each replica carries the state of its own rows, [layers, 2, rows, hidden].
   state = distribute.split_rows(strategy, tf.convert_to_tensor(train_state.lstm_state), axis=2)
-  nll_sum = tf.constant(train_state.train_nll.numpy(), tf.float64)
+  nll_sum = tf.constant(train_state.epoch_loss.numpy(), tf.float64)
   lr_tensor = tf.constant(lr, tf.float32)
   batches = distribute.distribute_batches(
       strategy,
@@ -200,9 +199,10 @@ def build(config, chief, options, strategy):
     if optimizer is not None:
       optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore
   # Outside the scope: position, state and sums are the same on every worker, not mirrored.
-  train_state = TrainState(model, config, options.seed, optimizer)
+  train_state = TrainState(model, config, options.seed)
   manager, restored = storage.checkpoint_manager(
-      tf.train.Checkpoint(train=train_state), chief.model_dir, save_dir=chief.path)
+      train_state.checkpoint(model, optimizer), chief.model_dir, save_dir=chief.path,
+      legacy=train_state.legacy_checkpoint(model, optimizer))
   if restored:
     log("resumed from %s: epoch %d, step %d", restored, int(train_state.epoch.numpy()) + 1,
         int(train_state.step.numpy()))
@@ -226,7 +226,7 @@ def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
   train_step, eval_step = make_steps(model, config, options.jit_compile, strategy, optimizer)
   windows = data.windows(ids["train"], config.batch_size, config.num_steps)
   summaries = Summaries(str(chief.path))
-  train_state.started = time.perf_counter()
+  train_state.restart_clock()
   # Epochs validated after the last checkpoint are trained again, so drop their rows.
   history = [row for row in _read_history(chief.model_dir)
              if row["epoch"] <= int(train_state.epoch.numpy())]
@@ -263,9 +263,8 @@ def _train_epoch(train_state, train_step, eval_step, model, windows, ids, config
       evaluation.bits(config, valid_nll))
   summaries.scalars("train", {**train, "learning_rate": lr}, epoch + 1)
   summaries.scalars("valid", valid, epoch + 1)
-  train_state.epoch.assign_add(1)
-  train_state.start_epoch()
-  train_state.save(manager, 0, train_state.lstm_state, 0.0)
+  train_state.finish_epoch()
+  manager.save()
   return {"epoch": epoch + 1, "learning_rate": lr, "train_loss": train_nll,
           "train_perplexity": train["perplexity"], "valid_loss": valid_nll,
           "valid_perplexity": valid["perplexity"], f"{_unit(config)}_per_second": rate,

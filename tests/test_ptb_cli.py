@@ -48,7 +48,7 @@ def _restored_model(model_dir):
   config = configs.TestConfig(**json.loads((model_dir / "config.json").read_text()))
   model = train.PTBModel(config)
   model.create_variables()
-  checkpoint = tf.train.Checkpoint(train=train.TrainState(model, config, 0))
+  checkpoint = tf.train.Checkpoint(model=model)
   checkpoint.restore(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).expect_partial()
   return model
 

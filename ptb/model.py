@@ -38,11 +38,14 @@ class PTBModel(keras.layers.Layer):
     self._allow_non_tensor_positional_args = True  # numpy ids are fine
     self.config = config
     # Sec. 4: every parameter uniform in [-init_scale, init_scale] (the tutorial's
-    # variable-scope initializer, which also covers the softmax bias).
+    # variable-scope initializer, which also covers the softmax bias); the char config's
+    # embedding starts N(0, 1) instead (config.embedding_init).
     init = keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
+    embedding_init = (init if config.embedding_init == "uniform"
+                      else keras.initializers.RandomNormal(0.0, 1.0))
     self.embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
-                                            embeddings_initializer=init, name="embedding",
-                                            dtype=dtype)
+                                            embeddings_initializer=embedding_init,
+                                            name="embedding", dtype=dtype)
     self.lstms = [_recurrent_layer(config, init, f"lstm_{i}", dtype, self.bfloat16_matmuls,
                                    jit_compile) for i in range(config.num_layers)]
     for i, layer in enumerate(self.lstms):

@@ -102,7 +102,8 @@ def test_an_old_run_directorys_config_reads_as_todays(tmp_path):
   import json  # pylint: disable=import-outside-toplevel
   from ptb import train  # pylint: disable=import-outside-toplevel
   small = dataclasses.asdict(configs.SmallConfig())
-  old = {k: v for k, v in small.items() if k not in ("lstm", "level", "cell", "optimizer")}
+  old = {k: v for k, v in small.items()
+         if k not in ("lstm", "level", "cell", "optimizer", "embedding_init")}
   for fused_lstm, lstm in ((True, "fast"), (False, "keras")):
     assert configs.upgrade({**old, "fused_lstm": fused_lstm}) == {**small, "lstm": lstm}
   (tmp_path / "checkpoints").mkdir()
@@ -110,6 +111,22 @@ def test_an_old_run_directorys_config_reads_as_todays(tmp_path):
   train.check_config(tmp_path, configs.SmallConfig())  # resumes: no error
   with pytest.raises(UserError, match="lstm differ"):
     train.check_config(tmp_path, dataclasses.replace(configs.SmallConfig(), lstm="keras"))
+
+
+def test_a_character_run_from_before_the_normal_embedding_resumes_only_as_it_was(tmp_path):
+  """A char run whose config.json predates embedding_init started from the uniform embedding:
+  today's char config (normal) is another run, --embedding_init=uniform resumes it."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  from ptb import train  # pylint: disable=import-outside-toplevel
+  char = dataclasses.asdict(configs.CharConfig())
+  old = {k: v for k, v in char.items() if k != "embedding_init"}
+  (tmp_path / "checkpoints").mkdir()
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  with pytest.raises(UserError, match="embedding_init differ"):
+    train.check_config(tmp_path, configs.CharConfig())
+  as_it_was = dataclasses.replace(configs.CharConfig(), embedding_init="uniform")
+  train.check_config(tmp_path, as_it_was)  # resumes: no error
 
 
 def test_download_extracts_and_verifies_the_archive(ptb_dir, tmp_path, monkeypatch):

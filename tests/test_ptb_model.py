@@ -39,6 +39,23 @@ def test_shapes_and_initialisation():
       assert np.abs(values).max() <= TINY.init_scale and values.std() > 0
 
 
+
+def test_the_char_config_starts_the_embedding_at_unit_scale_and_the_rest_as_the_tutorial():
+  config = dataclasses.replace(configs.CharConfig(), vocab_size=66, hidden_size=64)
+  assert config.embedding_init == "normal"
+  model = build(config)
+  embedding = model.embedding.embeddings.numpy()
+  assert 0.9 < embedding.std() < 1.1 and abs(embedding.mean()) < 0.05
+  for variable in model.trainable_variables:
+    if variable is not model.embedding.embeddings and not variable.path.endswith("bias"):
+      assert np.abs(variable.numpy()).max() <= config.init_scale
+  # the word configs (and char_large, as measured) keep the tutorial's uniform embedding;
+  # a flag can give it to any config
+  assert all(configs.CONFIGS[name]().embedding_init == "uniform"
+             for name in ("small", "medium", "large", "char_large"))
+  uniform = build(dataclasses.replace(TINY, embedding_init="uniform"))
+  assert np.abs(uniform.embedding.embeddings.numpy()).max() <= TINY.init_scale
+
 def test_carried_state_equals_one_long_window():
   model = build(TINY)
   ids = tf.random.uniform([4, 6], 0, 50, tf.int32, seed=1)

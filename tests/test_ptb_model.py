@@ -39,7 +39,6 @@ def test_shapes_and_initialisation():
       assert np.abs(values).max() <= TINY.init_scale and values.std() > 0
 
 
-
 def test_the_char_config_starts_the_embedding_at_unit_scale_and_the_rest_as_the_tutorial():
   config = dataclasses.replace(configs.CharConfig(), vocab_size=66, hidden_size=64)
   assert config.embedding_init == "normal"
@@ -55,6 +54,7 @@ def test_the_char_config_starts_the_embedding_at_unit_scale_and_the_rest_as_the_
              for name in ("small", "medium", "large", "char_large"))
   uniform = build(dataclasses.replace(TINY, embedding_init="uniform"))
   assert np.abs(uniform.embedding.embeddings.numpy()).max() <= TINY.init_scale
+
 
 def test_carried_state_equals_one_long_window():
   model = build(TINY)

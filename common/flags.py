@@ -6,6 +6,10 @@ from absl import flags
 
 from common import distribute, errors, precision
 
+# Config fields (what a run computes, common/loop.py) that define_common_flags defines, with
+# the same meaning in every app.
+COMMON_CONFIG_FIELDS = ("seed", "jit_compile", "precision")
+
 
 def define_common_flags(data_env_var, default_precision="float32", default_jit_compile=False,
                         precisions=precision.CHOICES, auto_precision="mixed_bfloat16"):
@@ -35,7 +39,25 @@ def define_common_flags(data_env_var, default_precision="float32", default_jit_c
   positive("num_cpu_devices")
 
 
-def define_config_flags(config_class, configs, default, choices=None, skip=()):
+def define_run_flags(checkpoint_every_steps, log_every_steps):
+  """The flags of `common.loop.RunOptions` that change no number, with the app's defaults."""
+  flags.DEFINE_integer("checkpoint_every_steps", checkpoint_every_steps,
+                       "Also checkpoint every N training steps (0: at each epoch's end only).",
+                       lower_bound=0)
+  flags.DEFINE_integer("log_every_steps", log_every_steps, "A progress line every N training "
+                       "steps (0: ten an epoch).", lower_bound=0)
+
+
+def run_options_from_flags():
+  """The keyword arguments of `common.loop.RunOptions` the flags give."""
+  flag = flags.FLAGS
+  return {"data_dir": flag.data_dir, "use_synthetic_data": flag.use_synthetic_data,
+          "checkpoint_every_steps": flag.checkpoint_every_steps,
+          "log_every_steps": flag.log_every_steps}
+
+
+def define_config_flags(config_class, configs, default, choices=None,
+                        skip=COMMON_CONFIG_FIELDS):
   """`--model` (a name of `configs`) and one flag per field of `config_class`, named as the
   field, that overrides the chosen config's value; fields in `skip` are flags already.
 

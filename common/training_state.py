@@ -15,7 +15,13 @@ import tensorflow as tf
 
 
 class TrainingState(tf.Module):
-  """Where training stands: epochs finished, steps into the next, its loss so far, wall time."""
+  """Where training stands: epochs finished, steps into the next, its loss so far, wall time.
+
+  `SUMS` names the sums a train step returns that are added up over an epoch, and the
+  variable each is checkpointed in (a subclass adds its own); `common.loop` keeps them.
+  """
+
+  SUMS = {"loss": "epoch_loss"}
 
   def __init__(self):
     super().__init__()
@@ -39,11 +45,24 @@ class TrainingState(tf.Module):
     when this object was built or restored."""
     self.mark = time.perf_counter() if since is None else since
 
+  def epoch_sums(self):
+    """The sums of the epoch in progress so far, {name: float64 tensor}."""
+    return {name: tf.constant(getattr(self, variable).numpy(), tf.float64)
+            for name, variable in self.SUMS.items()}
+
+  def record(self, step, sums):
+    """Records the position in the epoch (`step` steps done) and its `sums`, before a save."""
+    self.tick()
+    self.step.assign(step)
+    for name, variable in self.SUMS.items():
+      getattr(self, variable).assign(sums[name])
+
   def finish_epoch(self):
     """Counts the epoch in progress as finished and clears its position and sums."""
     self.epoch.assign_add(1)
     self.step.assign(0)
-    self.epoch_loss.assign(0.0)
+    for variable in self.SUMS.values():
+      getattr(self, variable).assign(0.0)
     self.tick()
 
   def checkpoint(self, model, optimizer=None):

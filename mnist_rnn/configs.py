@@ -1,10 +1,13 @@
 """Configurations: the tutorial's model and a tiny one for tests. Every config has every field.
 
 The `--model` flag picks one (`--config` is its alias) and any field can be overridden by a
-flag of its own name (`--epochs=3`, `--cell=gru`). The learning-rate schedule is
+flag of its own name (`--epochs=3`, `--cell=gru`). A config is what a run computes
+(common/loop.py): the model, the schedule and the arithmetic. The learning-rate schedule is
 `learning_rate(config, epoch)` below.
 """
 import dataclasses
+
+from common import loop
 
 CELLS = ("lstm", "gru", "rnn")
 CHOICES = {"cell": CELLS, "lstm": ("reference", "fast", "keras"),
@@ -29,10 +32,7 @@ class TutorialConfig:
   # accuracy and keep the default run under 10 minutes on a 2-core CPU.
   epochs: int = 12
   max_steps_per_epoch: int = 0  # 0: the whole training set each epoch; > 0 cuts epochs short
-  log_every_steps: int = 100
-  checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
   seed: int = 0
-  use_synthetic_data: bool = False
   jit_compile: bool = False
   # How the LSTM runs, not what it computes (common/lstm.py): reference (TensorFlow's
   # autodiff, the yardstick), fast (the written-out passes; fastest on a CPU) or keras
@@ -58,7 +58,6 @@ class TestConfig(TutorialConfig):
   batch_size: int = 32
   epochs: int = 1
   max_steps_per_epoch: int = 20
-  log_every_steps: int = 10
 
 
 CONFIGS = {"tutorial": TutorialConfig, "test": TestConfig}
@@ -72,5 +71,5 @@ def get_config(name, **overrides):
 
 def learning_rate(config, epoch):
   """The tutorial's constant rate, then times `lr_decay` each epoch after `lr_decay_start`
-  (`epoch` counts from 1)."""
-  return config.learning_rate * config.lr_decay ** max(epoch - config.lr_decay_start, 0)
+  (`epoch` counts from 0)."""
+  return loop.decayed_rate(config.learning_rate, config.lr_decay, config.lr_decay_start, epoch)

@@ -16,17 +16,16 @@ import dataclasses
 import io
 import json
 import pathlib
-import shutil
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from common import storage
+from common import distribute, loop, storage, training_state
 from common.errors import UserError
 from common.metrics import Mean
-from common.progress import Progress, Summaries, format_seconds, log
+from common.progress import Progress, format_seconds, log
 from mnist_rnn import data
 from mnist_rnn.train import batch_sums
 
@@ -207,79 +206,128 @@ def evaluate(eval_step, images, labels, gap):
   return {"loss": loss.result(), "accuracy": accuracy.result(), "examples": int(accuracy.count)}
 
 
-def train(train_step, batches, cell, gap, config, summaries, sweep_eta):
-  """Runs config.train_steps steps, logging every LOG_EVERY_STEPS and at the end.
+class GapState(training_state.TrainingState):
+  """A run's training state: also its sums of correct answers, examples and gradient norms."""
 
-  Args:
-    summaries: a Summaries for the run's TensorBoard scalars.
-    sweep_eta: called with the steps done in this run, returns the sweep's time left.
+  SUMS = {"loss": "epoch_loss", "correct": "epoch_correct", "count": "epoch_seen",
+          "grad_norm": "epoch_grad_norm"}
 
-  Returns:
-    {'loss', 'accuracy', 'grad_norm'} of the last logging window, 'seconds' spent training.
-  """
-  progress = Progress(config.train_steps)
-  window = {"loss": Mean(), "accuracy": Mean(), "grad_norm": Mean()}
-  window_start = progress.elapsed()
-  for step, (sequences, labels) in enumerate(batches.take(config.train_steps), 1):
-    sums = train_step(sequences, labels)
-    window["loss"].update(sums["loss"], sums["count"])
-    window["accuracy"].update(sums["correct"], sums["count"])
-    window["grad_norm"].update(sums["grad_norm"], 1)
-    if step % LOG_EVERY_STEPS == 0 or step == config.train_steps:
-      values = {name: mean.result() for name, mean in window.items()}
-      log(LOG_LINE.format(
-          cell=cell, gap=gap, step=step, steps=config.train_steps, loss=values["loss"],
-          accuracy=100 * values["accuracy"], grad_norm=values["grad_norm"],
-          rate=window["accuracy"].count / (progress.elapsed() - window_start),
-          eta=format_seconds(progress.eta(step)), sweep_eta=format_seconds(sweep_eta(step))))
-      summaries.scalars("train", values, step)
-      window, window_start = {name: Mean() for name in window}, progress.elapsed()
-  return dict(values, seconds=progress.elapsed())
+  def __init__(self):
+    super().__init__()
+    for variable in ("epoch_correct", "epoch_seen", "epoch_grad_norm"):
+      setattr(self, variable, tf.Variable(0.0, dtype=tf.float64))
+
+
+class GapTask(loop.Task):
+  """One (cell, gap) on the loop: a single epoch of config.train_steps shuffled batches, a
+  line every LOG_EVERY_STEPS with the means over those steps, the test set at the end."""
+  epochs = 1
+
+  def __init__(self, cell, gap, config, mnist, model, steps, state, manager, sweep_eta, grads):
+    self.cell, self.gap, self.config, self.mnist, self.model = cell, gap, config, mnist, model
+    self.state, self.manager, self.sweep_eta = state, manager, sweep_eta
+    self.train_fn, self.eval_fn = steps
+    self.grad_batch, self.grad_norms_init = grads
+    self.steps_per_epoch = config.train_steps
+    self.options = loop.RunOptions(log_every_steps=LOG_EVERY_STEPS)
+    self.metrics_file = "result.json"
+    self.window = None  # (sums, time, step) at the last progress line
+    self.last = {}  # the means of the last line
+
+  def start_epoch(self, epoch):
+    self.window = (self.state.epoch_sums(), time.perf_counter(), int(self.state.step.numpy()))
+    return self.config.learning_rate
+
+  def batches(self, epoch, start):
+    return gap_batches(*self.mnist["train"], self.gap, self.config.batch_size,
+                       seed=self.config.seed).take(self.config.train_steps).skip(start)
+
+  def train_step(self, batch):
+    return self.train_fn(*batch)
+
+  def count(self, steps, sums):
+    return float(sums["count"])
+
+  def log_progress(self, epoch, step, sums, learning_rate, rate, eta):
+    """Logs the means over the steps since the last line (not the whole run's)."""
+    (before, since, since_step), now = self.window, time.perf_counter()
+    window = {name: float(sums[name] - before[name]) for name in sums}
+    values = {"loss": window["loss"] / window["count"],
+              "accuracy": window["correct"] / window["count"],
+              "grad_norm": window["grad_norm"] / (step - since_step)}
+    log(LOG_LINE.format(
+        cell=self.cell, gap=self.gap, step=step, steps=self.config.train_steps,
+        loss=values["loss"], accuracy=100 * values["accuracy"], grad_norm=values["grad_norm"],
+        rate=window["count"] / max(now - since, 1e-9), eta=eta,
+        sweep_eta=format_seconds(self.sweep_eta(step))))
+    self.window, self.last = (sums, now, step), values
+    return values
+
+  def end_epoch(self, epoch, learning_rate, sums, rate):
+    """The last line's means (the whole run's if it resumed after its last step)."""
+    return {}, {"train_loss": self.last.get("loss", sums["loss"] / sums["count"]),
+                "train_accuracy": self.last.get("accuracy", sums["correct"] / sums["count"]),
+                "examples_per_second": rate}
+
+  def finish(self, history, summaries):
+    config = self.config
+    test = evaluate(self.eval_fn, *self.mnist["test"], self.gap)
+    summaries.scalars("test", {"loss": test["loss"], "accuracy": test["accuracy"]},
+                      config.train_steps)
+    trained = history[-1] if history else {}
+    return {
+        "cell": self.cell, "gap": self.gap, "sequence_length": self.gap + data.IMAGE_SIZE,
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+        "test_examples": test["examples"], "train_steps": config.train_steps,
+        "train_loss": trained.get("train_loss"), "train_accuracy": trained.get("train_accuracy"),
+        "train_seconds": trained.get("wall_seconds"), "seconds": self.state.elapsed(),
+        "grad_norms_init": self.grad_norms_init,
+        "grad_norms_trained": input_gradient_norms(self.model, *self.grad_batch).tolist(),
+        "config": dataclasses.asdict(config),
+    }
 
 
 def run_one(cell, gap, config, mnist, run_dir, sweep_eta=lambda step: float("inf")):
-  """Trains and measures one (cell, gap); writes RUN_DIR/result.json last, atomically.
+  """Trains and measures one (cell, gap) on the loop; writes RUN_DIR/result.json last.
 
-  Also writes TensorBoard scalars under RUN_DIR/train and RUN_DIR/test.
+  Also writes TensorBoard scalars under RUN_DIR/train and RUN_DIR/test, and checkpoints: a
+  run stopped part way resumes where it stopped.
 
   Args:
     cell: one of CELLS.
     gap: all-zero rows after each image.
     config: a GapConfig.
     mnist: {'train': (images, labels), 'test': (images, labels)}, uint8 arrays.
-    run_dir: this run's directory; what an unfinished earlier try left there is removed.
-    sweep_eta: see `train`.
+    run_dir: this run's directory.
+    sweep_eta: called with the steps done in this run, returns the sweep's time left.
 
   Returns:
     The result written to result.json.
   """
-  started = time.perf_counter()
-  shutil.rmtree(run_dir, ignore_errors=True)  # the events of a try that never finished
+  run_dir = pathlib.Path(run_dir)
   keras.utils.set_random_seed(config.seed)  # the same start for a cell at every gap
   model = build_model(cell, config.hidden_size, data.IMAGE_SIZE + gap)
   optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clip_norm)
-  train_step, eval_step = make_steps(model, optimizer)
-  grad_inputs, grad_labels = gradient_batch(mnist, gap, config.grad_examples)
-  grad_norms_init = input_gradient_norms(model, grad_inputs, grad_labels)
-  summaries = Summaries(str(run_dir))
-  batches = gap_batches(*mnist["train"], gap, config.batch_size, seed=config.seed)
-  trained = train(train_step, batches, cell, gap, config, summaries, sweep_eta)
-  test = evaluate(eval_step, *mnist["test"], gap)
-  summaries.scalars("test", {"loss": test["loss"], "accuracy": test["accuracy"]},
-                    config.train_steps)
-  summaries.close()
-  result = {
-      "cell": cell, "gap": gap, "sequence_length": gap + data.IMAGE_SIZE,
-      "test_accuracy": test["accuracy"], "test_loss": test["loss"],
-      "test_examples": test["examples"], "train_steps": config.train_steps,
-      "train_loss": trained["loss"], "train_accuracy": trained["accuracy"],
-      "train_seconds": trained["seconds"], "seconds": time.perf_counter() - started,
-      "grad_norms_init": grad_norms_init.tolist(),
-      "grad_norms_trained": input_gradient_norms(model, grad_inputs, grad_labels).tolist(),
-      "config": dataclasses.asdict(config),
-  }
-  storage.write_json(run_dir / "result.json", result)
-  return result
+  optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore
+  grad_batch = gradient_batch(mnist, gap, config.grad_examples)
+  loop.check_config(run_dir, config)
+  grad_norms_init = _initial_gradient_norms(model, grad_batch, run_dir)
+  state = GapState()
+  manager, _ = storage.checkpoint_manager(state.checkpoint(model, optimizer), run_dir)
+  state.restart_clock()
+  task = GapTask(cell, gap, config, mnist, model, make_steps(model, optimizer), state, manager,
+                 sweep_eta, (grad_batch, grad_norms_init))
+  return loop.run(task, distribute.ChiefDir(tf.distribute.get_strategy(), run_dir))
+
+
+def _initial_gradient_norms(model, grad_batch, run_dir):
+  """||dL/dx_t|| of the untrained model, measured once and kept for a resumed run."""
+  path = run_dir / "grad_norms_init.json"
+  if path.exists():
+    return json.loads(path.read_text())
+  norms = input_gradient_norms(model, *grad_batch).tolist()
+  storage.write_json(path, norms)
+  return norms
 
 
 # --- The sweep ------------------------------------------------------------------------------

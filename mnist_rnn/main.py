@@ -8,6 +8,7 @@ from absl import flags
 
 from common import errors, storage
 from common import flags as common_flags
+from common import loop
 from common.data_dir import resolve
 from common.progress import log
 from mnist_rnn import configs
@@ -15,22 +16,21 @@ from mnist_rnn.model import intra_op_threads
 from mnist_rnn.train import train_and_evaluate
 
 FLAGS = flags.FLAGS
-COMMON = ("seed", "use_synthetic_data", "jit_compile", "precision")  # define_common_flags'
 
 
 def define_flags():
   """The command line: --model picks a config, a flag per config field overrides it."""
   common_flags.define_common_flags("MNIST_DATA_DIR", default_precision="auto")
   common_flags.define_intra_op_threads_flag()
+  common_flags.define_run_flags(checkpoint_every_steps=0, log_every_steps=100)
   common_flags.define_config_flags(configs.TutorialConfig, configs.CONFIGS, "tutorial",
-                                   configs.CHOICES, skip=COMMON)
+                                   configs.CHOICES)
   flags.DEFINE_alias("config", "model")
   flags.register_validator("lr_decay", lambda v: v is None or 0 < v <= 1,
                            "--lr_decay must be in (0, 1]")
-  for name in ("epochs", "max_steps_per_epoch", "lr_decay_start", "checkpoint_every_steps",
-               "row_groups"):
+  for name in ("epochs", "max_steps_per_epoch", "lr_decay_start", "row_groups"):
     common_flags.non_negative(name)
-  for name in ("batch_size", "learning_rate", "hidden_size", "num_layers", "log_every_steps"):
+  for name in ("batch_size", "learning_rate", "hidden_size", "num_layers"):
     common_flags.positive(name)
 
 
@@ -44,8 +44,9 @@ def main(argv):
   strategy = common_flags.strategy_from_flags()  # multi-worker needs it before any op too
   log("ops run on %s", f"{threads} thread{'s' * (threads > 1)} each" if threads
       else "as many threads as TensorFlow gives them (one per core)")
-  train_and_evaluate(config, FLAGS.model_dir, resolve(FLAGS.data_dir, "MNIST_DATA_DIR", "mnist"),
-                     strategy)
+  options = loop.RunOptions(**{**common_flags.run_options_from_flags(),
+                               "data_dir": resolve(FLAGS.data_dir, "MNIST_DATA_DIR", "mnist")})
+  train_and_evaluate(config, FLAGS.model_dir, options, strategy)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""Trains, evaluates and exports the MNIST RNN: `train_and_evaluate(config, model_dir,
-data_dir)`. The command line is `mnist_rnn.main` (python -m mnist_rnn.main).
+"""Trains, evaluates and exports the MNIST RNN on the shared loop (common/loop.py):
+`train_and_evaluate(config, model_dir, options)`. What is mnist_rnn's own is here: the steps,
+the accuracy sums (`TrainState`), the log line, the test evaluation after every epoch and the
+export (`ClassifierTask`). The command line is `mnist_rnn.main` (python -m mnist_rnn.main).
 """
 import dataclasses
 import math
@@ -8,9 +10,9 @@ import time
 import keras
 import tensorflow as tf
 
-from common import distribute, precision, storage, training_state
+from common import distribute, loop, precision, storage, training_state
 from common.metrics import Mean
-from common.progress import Progress, Summaries, format_seconds, log
+from common.progress import Progress, format_seconds, log
 from mnist_rnn import configs, data, export
 from mnist_rnn.model import build_model, uses_cell_op
 
@@ -93,44 +95,13 @@ def make_steps(model, optimizer, jit_compile=False, strategy=None):
   return tuple(distributed(replica_step) for replica_step in replica_steps)
 
 
-def run_epoch(step_fn, batches, num_steps, split, epoch, config, lr, log_every, resume=None,
-              save=None):
-  """Runs `step_fn` over `batches`, logging LOG_LINE every `log_every` steps and at the end.
-
-  Args:
-    resume: (steps done, loss Mean, accuracy Mean) to continue a checkpointed epoch.
-    save: called as save(step, loss, accuracy) every config.checkpoint_every_steps steps.
-
-  Returns:
-    {'loss': total NLL / seen, 'accuracy': correct / seen, 'examples': seen,
-     'seconds': elapsed, 'examples_per_second': seen / elapsed}.
-  """
-  start, loss, accuracy = resume or (0, Mean(), Mean())
-  seen_before = accuracy.count
-  progress = Progress(num_steps, done=start)
-  for step, (batch, global_count) in enumerate(batches, start + 1):
-    sums = step_fn(batch, global_count)
-    loss.update(sums["loss"], sums["count"])
-    accuracy.update(sums["correct"], sums["count"])
-    if step % log_every == 0 or step == num_steps:
-      log(LOG_LINE.format(epoch=epoch, epochs=config.epochs, split=split, step=step,
-                          steps=num_steps, loss=loss.result(), accuracy=100 * accuracy.result(),
-                          lr=lr, rate=(accuracy.count - seen_before) / progress.elapsed(),
-                          eta=format_seconds(progress.eta(step))))
-    if save and config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 \
-        and step < num_steps:
-      save(step, loss, accuracy)
-  seconds = progress.elapsed()
-  return {"loss": loss.result(), "accuracy": accuracy.result(), "examples": accuracy.count,
-          "seconds": seconds,
-          "examples_per_second": (accuracy.count - seen_before) / max(seconds, 1e-9)}
-
-
 class TrainState(training_state.TrainingState):
   """mnist_rnn's training state: also the epoch's accuracy sums and the training throughput.
 
   `epoch_loss` and `epoch_correct` sum over the epoch's `epoch_seen` examples so far.
   """
+
+  SUMS = {"loss": "epoch_loss", "correct": "epoch_correct", "count": "epoch_seen"}
 
   def __init__(self):
     super().__init__()
@@ -138,6 +109,7 @@ class TrainState(training_state.TrainingState):
     self.epoch_seen = tf.Variable(0.0, dtype=tf.float64)
     self.train_examples = tf.Variable(0.0, dtype=tf.float64)  # over all epochs
     self.train_seconds = tf.Variable(0.0, dtype=tf.float64)  # inside training epochs only
+    self.timer = time.perf_counter()
 
   def resume(self):
     """(steps done, loss Mean, accuracy Mean) of the epoch in progress."""
@@ -145,15 +117,17 @@ class TrainState(training_state.TrainingState):
     return (int(self.step.numpy()), Mean(float(self.epoch_loss.numpy()), seen),
             Mean(float(self.epoch_correct.numpy()), seen))
 
-  def record_steps(self, step, loss, accuracy, train_seconds):
-    """Records the epoch's position and sums after `step` steps, and the time they took."""
-    self.train_examples.assign_add(accuracy.count - float(self.epoch_seen.numpy()))
-    self.train_seconds.assign_add(train_seconds)
-    self.step.assign(step)
-    self.epoch_loss.assign(loss.total)
-    self.epoch_correct.assign(accuracy.total)
-    self.epoch_seen.assign(accuracy.count)
-    self.tick()
+  def start_timing(self):
+    """Counts training time from now (an epoch's start: evaluations are not training)."""
+    self.timer = time.perf_counter()
+
+  def record(self, step, sums):
+    """Also counts the examples and the training time since the last record."""
+    now = time.perf_counter()
+    self.train_examples.assign_add(float(sums["count"]) - float(self.epoch_seen.numpy()))
+    self.train_seconds.assign_add(now - self.timer)
+    self.timer = now
+    super().record(step, sums)
 
   def finish_epoch(self):
     super().finish_epoch()
@@ -169,9 +143,91 @@ class TrainState(training_state.TrainingState):
                                **{name: getattr(self, name) for name in names})
 
 
-def load_examples(config, data_dir):
+class ClassifierTask(loop.Task):
+  """The MNIST classifier on the loop: shuffled batches, the tutorial's log line, the whole
+  test set after every epoch."""
+
+  def __init__(self, config, options, model, optimizer, state, manager, steps, examples,
+               strategy, out_dir):
+    self.config, self.options, self.model, self.optimizer = config, options, model, optimizer
+    self.state, self.manager, self.strategy, self.out_dir = state, manager, strategy, out_dir
+    self.train_fn, self.eval_fn = steps
+    self.train_examples, self.test_examples, self.steps_per_epoch, self.test_steps = examples
+    self.epochs = config.epochs
+    self.test = None  # the last evaluation
+
+  def start_epoch(self, epoch):
+    lr = configs.learning_rate(self.config, epoch)
+    self.optimizer.learning_rate = lr
+    self.state.start_timing()
+    return lr
+
+  def batches(self, epoch, start):
+    # A shuffle seed per (seed, epoch): a resumed run sees the order an uninterrupted one
+    # would, and every worker the same global batches.
+    config = self.config
+    return distribute.distribute_batches(self.strategy, lambda: data.batches(
+        self.train_examples, config.batch_size, 1000 * config.seed + epoch + 1)
+        .take(self.steps_per_epoch).skip(start))
+
+  def train_step(self, batch):
+    return self.train_fn(*batch)
+
+  def count(self, steps, sums):
+    return float(sums["count"])
+
+  def log_progress(self, epoch, step, sums, learning_rate, rate, eta):
+    log_line(self.config, epoch, "train", step, self.steps_per_epoch, sums, learning_rate,
+             rate, eta)
+
+  def end_epoch(self, epoch, learning_rate, sums, rate):
+    train = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
+    self.test = self.evaluate(epoch)
+    test = {"loss": self.test["loss"], "accuracy": self.test["accuracy"]}
+    row = {"learning_rate": learning_rate, "examples_per_second": rate,
+           **{f"train_{name}": value for name, value in train.items()},
+           **{f"test_{name}": value for name, value in test.items()}}
+    return {"train": {**train, "learning_rate": learning_rate, "examples_per_second": rate},
+            "test": test}, row
+
+  def evaluate(self, epoch):
+    """The whole test set, logged as epoch `epoch`'s; returns its loss, accuracy, count."""
+    batches = distribute.distribute_batches(
+        self.strategy, lambda: data.batches(self.test_examples, self.config.batch_size))
+    loss, accuracy = Mean(), Mean()
+    progress = Progress(self.test_steps)
+    for batch in batches:
+      sums = self.eval_fn(*batch)
+      loss.update(sums["loss"], sums["count"])
+      accuracy.update(sums["correct"], sums["count"])
+    log_line(self.config, epoch, "test", self.test_steps, self.test_steps,
+             {"loss": loss.total, "correct": accuracy.total, "count": accuracy.count},
+             configs.learning_rate(self.config, epoch),
+             accuracy.count / max(progress.elapsed(), 1e-9), format_seconds(0))
+    return {"loss": loss.result(), "accuracy": accuracy.result(), "examples": accuracy.count}
+
+  def finish(self, history, summaries):
+    """The SavedModel and the results (a finished run run again re-evaluates first)."""
+    done = int(self.state.epoch.numpy())
+    if self.test is None:
+      log("nothing to train: %d of %d epochs already done", done, self.epochs)
+      self.test = self.evaluate(done - 1)
+    export.export(self.model, self.out_dir / "export")
+    self.state.tick()
+    return results(self.config, self.state, self.test, int(self.optimizer.iterations.numpy()))
+
+
+def log_line(config, epoch, split, step, steps, sums, learning_rate, rate, eta):
+  log(LOG_LINE.format(epoch=epoch + 1, epochs=config.epochs, split=split, step=step,
+                      steps=steps, loss=float(sums["loss"]) / float(sums["count"]),
+                      accuracy=100 * float(sums["correct"]) / float(sums["count"]),
+                      lr=learning_rate, rate=rate, eta=eta))
+
+
+def load_examples(config, options):
   """Returns (train examples, test examples, train steps per epoch, test steps)."""
-  mnist = data.synthetic(config.seed) if config.use_synthetic_data else data.load(data_dir)
+  mnist = (data.synthetic(config.seed) if options.use_synthetic_data
+           else data.load(options.data_dir))
   (train_images, train_labels), (test_images, test_labels) = mnist["train"], mnist["test"]
   steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
   if config.max_steps_per_epoch:
@@ -180,7 +236,7 @@ def load_examples(config, data_dir):
           steps_per_epoch, math.ceil(len(test_labels) / config.batch_size))
 
 
-def build_or_restore(config, chief, strategy):
+def build_or_restore(config, chief, strategy, options=loop.RunOptions()):
   """Builds the model, optimizer and TrainState, restoring MODEL_DIR/checkpoints' latest if any.
 
   Returns:
@@ -192,26 +248,27 @@ def build_or_restore(config, chief, strategy):
     optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore
   state = TrainState()
   manager, restored = storage.checkpoint_manager(
-      state.checkpoint(model, optimizer), chief.model_dir, save_dir=chief.path,
-      legacy=state.legacy_checkpoint(model, optimizer))
+      state.checkpoint(model, optimizer), chief.model_dir, options.keep_checkpoints,
+      save_dir=chief.path, legacy=state.legacy_checkpoint(model, optimizer))
   if restored:
     log("resumed from %s: %d of %d epochs done, %d steps into the next", restored,
         int(state.epoch), config.epochs, int(state.step))
   return model, optimizer, state, manager
 
 
-def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
+def train_and_evaluate(config, model_dir, options=loop.RunOptions(), strategy=None):
   """Trains `config.epochs` epochs (resuming MODEL_DIR/checkpoints), evaluates, exports.
 
-  Writes under MODEL_DIR: checkpoints/ (every epoch, and every config.checkpoint_every_steps),
-  train/ and test/ (TensorBoard scalars), export/ (the SavedModel) and, last, metrics.json.
-  Under a multi-worker `strategy` every worker runs this; only the chief's files are kept.
+  Writes under MODEL_DIR what common/loop.py lists: config.json, checkpoints/ (every epoch,
+  and every options.checkpoint_every_steps), train/ and test/ (TensorBoard), history.json,
+  export/ (the SavedModel) and, last, metrics.json. Under a multi-worker `strategy` every
+  worker runs this; only the chief's files are kept.
 
   Args:
-    config: a `configs.Config`.
+    config: a `configs` config.
     model_dir: output directory; running again with the same one resumes.
-    data_dir: holds the MNIST IDX files (or tensorflow-datasets' cache); unused with
-      `config.use_synthetic_data`.
+    options: a `common.loop.RunOptions`: the MNIST IDX files (or tensorflow-datasets'
+      cache) in `data_dir`, unless `use_synthetic_data`.
     strategy: a tf.distribute strategy (default: TensorFlow's default, one device).
 
   Returns:
@@ -224,66 +281,18 @@ def train_and_evaluate(config, model_dir, data_dir=None, strategy=None):
   log("precision %s; LSTM cell: %s", config.precision,
       "one op per step, compiled for this CPU" if uses_cell_op(config) else "TensorFlow ops")
   keras.utils.set_random_seed(config.seed)
-  train_examples, test_examples, steps_per_epoch, test_steps = load_examples(config, data_dir)
-  model, optimizer, state, manager = build_or_restore(config, chief, strategy)
+  examples = load_examples(config, options)
+  loop.check_config(chief.model_dir, config, write=chief.chief)
+  model, optimizer, state, manager = build_or_restore(config, chief, strategy, options)
   state.restart_clock(since=started)
-  train_step, eval_step = make_steps(model, optimizer, config.jit_compile, strategy)
-  summaries = Summaries(str(chief.path))
-
-  def evaluate(epoch):
-    batches = distribute.distribute_batches(
-        strategy, lambda: data.batches(test_examples, config.batch_size))
-    return run_epoch(eval_step, batches, test_steps, "test", epoch, config,
-                     configs.learning_rate(config, epoch), log_every=test_steps)
-
-  test = None
-  for epoch in range(int(state.epoch) + 1, config.epochs + 1):
-    lr = configs.learning_rate(config, epoch)
-    optimizer.learning_rate = lr
-    train = train_epoch(train_step, train_examples, steps_per_epoch, epoch, config, lr, state,
-                        manager, strategy)
-    test = evaluate(epoch)
-    summaries.scalars("train", {"loss": train["loss"], "accuracy": train["accuracy"],
-                                "learning_rate": lr,
-                                "examples_per_second": train["examples_per_second"]}, epoch)
-    summaries.scalars("test", {"loss": test["loss"], "accuracy": test["accuracy"]}, epoch)
-    state.finish_epoch()
-    manager.save()
-  summaries.close()
-  if test is None:  # nothing left to train: a finished run re-evaluates and re-exports
-    log("nothing to train: %d of %d epochs already done", int(state.epoch), config.epochs)
-    test = evaluate(int(state.epoch))
-  export.export(model, chief.path / "export")
-  state.tick()
-  metrics = write_metrics(config, chief, state, test, int(optimizer.iterations.numpy()))
-  chief.clean()
-  return metrics
+  steps = make_steps(model, optimizer, config.jit_compile, strategy)
+  task = ClassifierTask(config, options, model, optimizer, state, manager, steps, examples,
+                        strategy, chief.path)
+  return loop.run(task, chief)
 
 
-def train_epoch(train_step, train_examples, num_steps, epoch, config, lr, state, manager,
-                strategy):
-  """Trains one epoch from the checkpointed position; returns run_epoch's dict."""
-  start, loss, accuracy = state.resume()
-  timer = [time.perf_counter()]
-
-  def save(step, loss, accuracy):
-    now = time.perf_counter()
-    state.record_steps(step, loss, accuracy, train_seconds=now - timer[0])
-    timer[0] = now
-    manager.save()
-
-  # A shuffle seed per (seed, epoch): a resumed run sees the order an uninterrupted one would,
-  # and every worker the same global batches.
-  batches = distribute.distribute_batches(strategy, lambda: data.batches(
-      train_examples, config.batch_size, 1000 * config.seed + epoch).take(num_steps).skip(start))
-  train = run_epoch(train_step, batches, num_steps, "train", epoch, config, lr,
-                    config.log_every_steps, resume=(start, loss, accuracy), save=save)
-  state.record_steps(num_steps, loss, accuracy, train_seconds=time.perf_counter() - timer[0])
-  return train
-
-
-def write_metrics(config, chief, state, test, train_steps):
-  """Writes metrics.json (on the chief; other workers to their scratch directory)."""
+def results(config, state, test, train_steps):
+  """metrics.json's contents; logs the test accuracy."""
   train_seconds = float(state.train_seconds.numpy())
   metrics = {
       "test_accuracy": test["accuracy"],
@@ -298,8 +307,6 @@ def write_metrics(config, chief, state, test, train_steps):
       "wall_seconds": float(state.wall_seconds.numpy()),
       "config": dataclasses.asdict(config),
   }
-  storage.write_json(chief.path / "metrics.json", metrics)
-  log("test accuracy %.2f%%, test loss %.4f after %d epochs; %s", 100 * test["accuracy"],
-      test["loss"], metrics["epochs"], f"wrote {chief.path / 'metrics.json'}" if chief.chief
-      else "the chief writes the results")
+  log("test accuracy %.2f%%, test loss %.4f after %d epochs", 100 * test["accuracy"],
+      test["loss"], metrics["epochs"])
   return metrics

@@ -1,10 +1,14 @@
 """The four configurations of TensorFlow's ptb_word_lm tutorial (Zaremba et al. 2014, Table 1).
 
 Every config has the same fields; the `--model` flag picks one and any field can be
-overridden by a flag of its own name (`--max_max_epoch=1`, `--hidden_size=300`).
-The learning-rate schedule is `learning_rate(config, epoch)` below.
+overridden by a flag of its own name (`--epochs=1`, `--hidden_size=300`; `--max_max_epoch`,
+the tutorial's name, is `--epochs`). A config is what a run computes (common/loop.py): the
+model, the schedule and the arithmetic. The learning-rate schedule is
+`learning_rate(config, epoch)` below.
 """
 import dataclasses
+
+from common import loop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +25,7 @@ class SmallConfig:
   num_steps: int = 20           # truncated BPTT window
   hidden_size: int = 200
   max_epoch: int = 4            # epochs at the full learning rate
-  max_max_epoch: int = 13       # total epochs
+  epochs: int = 13              # the tutorial's max_max_epoch
   keep_prob: float = 1.0        # dropout keeps this fraction (1.0: no dropout)
   lr_decay: float = 0.5         # per-epoch factor after max_epoch
   batch_size: int = 20
@@ -32,6 +36,16 @@ class SmallConfig:
   # autodiff, the yardstick), fast (the written-out passes; fastest on a CPU) or keras
   # (keras.layers.LSTM: cuDNN on a GPU, the tutorial's rnn_mode=cudnn).
   lstm: str = "fast"
+  # auto: bfloat16_matmuls where bfloat16 is fast and jit_compile is on, else float32
+  # (ptb.model.resolve_precision); config.json records what auto chose.
+  precision: str = "auto"
+  jit_compile: bool = True      # XLA fuses the per-step gate arithmetic (PERFORMANCE.md)
+  seed: int = 0                 # initialisation and dropout
+
+  @property
+  def max_max_epoch(self):
+    """The tutorial's name for `epochs`."""
+    return self.epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +55,7 @@ class MediumConfig(SmallConfig):
   num_steps: int = 35
   hidden_size: int = 650
   max_epoch: int = 6
-  max_max_epoch: int = 39
+  epochs: int = 39
   keep_prob: float = 0.5
   lr_decay: float = 0.8
 
@@ -54,7 +68,7 @@ class LargeConfig(SmallConfig):
   num_steps: int = 35
   hidden_size: int = 1500
   max_epoch: int = 14
-  max_max_epoch: int = 55
+  epochs: int = 55
   keep_prob: float = 0.35
   lr_decay: float = 1 / 1.15
 
@@ -67,7 +81,7 @@ class TestConfig(SmallConfig):
   num_steps: int = 2
   hidden_size: int = 2
   max_epoch: int = 1
-  max_max_epoch: int = 1
+  epochs: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +105,7 @@ class CharConfig(SmallConfig):
   batch_size: int = 128
   keep_prob: float = 0.75
   max_epoch: int = 6
-  max_max_epoch: int = 11
+  epochs: int = 11
   lr_decay: float = 0.7
 
 
@@ -104,15 +118,22 @@ class CharLargeConfig(CharConfig):
   hidden_size: int = 512
   keep_prob: float = 0.5
   max_epoch: int = 10
-  max_max_epoch: int = 20
+  epochs: int = 20
   lr_decay: float = 0.8
 
 
 LEVELS = ("word", "char")
 CELLS = ("lstm", "gru", "rnn")
 EMBEDDING_INITS = ("uniform", "normal")
+PRECISIONS = ("auto", "float32", "bfloat16_matmuls", "mixed_bfloat16", "mixed_float16")
 CHOICES = {"level": LEVELS, "cell": CELLS, "lstm": ("reference", "fast", "keras"),
-           "optimizer": ("sgd", "adam", "rmsprop"), "embedding_init": EMBEDDING_INITS}
+           "optimizer": ("sgd", "adam", "rmsprop"), "embedding_init": EMBEDDING_INITS,
+           "precision": PRECISIONS}
+# Fields added after the first runs, with the value every run had before: an older
+# config.json is read with these (`upgrade`). Fields recorded later still (precision,
+# jit_compile, seed) are not known for older runs, so they are not compared.
+BEFORE_RECORDED = ("lstm", "level", "cell", "optimizer", "embedding_init")
+ALIASES = {"max_max_epoch": "epochs"}  # the tutorial's names
 
 CONFIGS = {"small": SmallConfig, "medium": MediumConfig, "large": LargeConfig,
            "char": CharConfig, "char_large": CharLargeConfig, "test": TestConfig}
@@ -122,18 +143,21 @@ FIELDS = [field.name for field in dataclasses.fields(SmallConfig)]
 def get_config(name, **overrides):
   """The named config with `overrides` (field -> value; None means keep the default)."""
   config = CONFIGS[name]()
-  return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+  return dataclasses.replace(config, **{ALIASES.get(k, k): v for k, v in overrides.items()
+                                        if v is not None})
 
 
 def learning_rate(config, epoch):
   """lr for 0-based `epoch`: constant for max_epoch epochs, then decayed each epoch."""
-  return config.learning_rate * config.lr_decay ** max(epoch + 1 - config.max_epoch, 0)
+  return loop.decayed_rate(config.learning_rate, config.lr_decay, config.max_epoch, epoch)
 
 
 def upgrade(saved):
-  """A config.json of an older run, in today's fields: what it predates had its default then,
-  and `fused_lstm` (true: our LSTM, false: keras.layers.LSTM) became `lstm`."""
-  saved = dict(saved)
+  """A config.json of an older run, in today's fields: `max_max_epoch` became `epochs`,
+  `fused_lstm` (true: our LSTM, false: keras.layers.LSTM) became `lstm`, and a field it
+  predates has the value runs had then (BEFORE_RECORDED)."""
+  saved = {ALIASES.get(name, name): value for name, value in saved.items()}
   if "fused_lstm" in saved:
     saved["lstm"] = "fast" if saved.pop("fused_lstm") else "keras"
-  return {**dataclasses.asdict(SmallConfig()), **saved}
+  defaults = dataclasses.asdict(SmallConfig())
+  return {**{name: defaults[name] for name in BEFORE_RECORDED}, **saved}

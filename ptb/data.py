@@ -11,6 +11,8 @@ At word level each of the two cuts moves forward to just after the next newline 
 where it is when it already falls at a line start), so no word, and no line with its `<eos>`,
 is cut in half. Or `data_dir` holding train.txt, valid.txt, test.txt, or Penn Treebank's
 ptb.train.txt, ptb.valid.txt, ptb.test.txt (downloaded there when it holds neither set).
+Given neither, characters read tiny Shakespeare (`resolve_text_file`: $SHAKESPEARE_FILE, else
+the per-user cache's copy, downloaded once), words PTB.
 
 Tokens (`level`):
   word  PTB's reader: whitespace-split words, `<eos>` at each line end. The vocabulary is the
@@ -37,6 +39,7 @@ are the inputs shifted one token to the right. For 15 tokens, batch 3, 2 steps:
 Row r of window i+1 continues row r of window i, which is why the LSTM state is carried.
 """
 import collections
+import os
 import pathlib
 import tarfile
 
@@ -57,6 +60,12 @@ SHA256 = {
     "test": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
 }
 ARCHIVE_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
+# Tiny Shakespeare, char-rnn's corpus and nanoGPT's shakespeare_char: what --level=char reads
+# when no text is given (1,115,394 bytes).
+SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                   "tinyshakespeare/input.txt")
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+SHAKESPEARE_FILE = "SHAKESPEARE_FILE"  # the environment variable naming a copy of it
 EOS, UNK = "<eos>", "<unk>"
 
 
@@ -160,8 +169,10 @@ def read_text(path):
     raise UserError(f"cannot read {path} ({e.strerror}): pass a readable text file") from None
   text = _decode(raw, path)
   if not text.strip():
-    raise UserError(f"{path} is empty or only whitespace: pass a file with text in it "
-                    "(PTB: restore it from simple-examples.tgz)")
+    # Only PTB's own files come from simple-examples.tgz; any other text is the user's.
+    where = ("restore it from simple-examples.tgz" if path.name in FILES.values()
+             else "pass a file with text in it")
+    raise UserError(f"{path} is empty or only whitespace: {where}")
   return text
 
 
@@ -233,7 +244,6 @@ def to_ids(tokens, vocab, name="text", unit="words"):
   return ids
 
 
-
 def ensure_files(data_dir):
   """Makes sure DATA_DIR holds the three PTB files, downloading the archive if none is there."""
   data_dir = pathlib.Path(data_dir)
@@ -286,6 +296,55 @@ def _extract(archive, data_dir):
   finally:
     for path in temporary.values():
       path.unlink(missing_ok=True)
+
+
+def resolve_text_file(text_file, data_dir, level):
+  """The text file to read: `text_file` if given; for characters with neither a text file nor
+  a data directory, tiny Shakespeare (`tiny_shakespeare`); otherwise '' (read `data_dir`).
+
+  Args:
+    text_file, data_dir: the --text_file and --data_dir flags ('' when unset).
+    level: "word" (PTB is the default text) or "char" (tiny Shakespeare is).
+  """
+  if text_file or data_dir or level != "char":
+    return text_file
+  return str(tiny_shakespeare())
+
+
+def tiny_shakespeare():
+  """The path of tiny Shakespeare: $SHAKESPEARE_FILE, else the per-user cache's copy, which is
+  downloaded (and its sha256 checked) the first time.
+
+  Raises:
+    UserError: $SHAKESPEARE_FILE names no file; or the file is absent and cannot be fetched
+      (offline), saying how to provide it; or the download is corrupt (then it is deleted).
+  """
+  named = os.environ.get(SHAKESPEARE_FILE, "")
+  if named:
+    if not pathlib.Path(named).expanduser().is_file():
+      raise UserError(f"${SHAKESPEARE_FILE}={named} is not a file: point it at tiny "
+                      "Shakespeare's input.txt, or unset it to use the downloaded copy")
+    return pathlib.Path(named).expanduser()
+  path = data_dirs.CACHE_ROOT / "shakespeare" / "input.txt"
+  if path.exists():
+    return path
+  fetched = path.with_name(".input.txt.download")  # verified before it takes path's name
+  try:
+    logging.info("tiny Shakespeare not found at %s; downloading %s", path, SHAKESPEARE_URL)
+    try:
+      data_dirs.download(SHAKESPEARE_URL, fetched)
+    except UserError as e:
+      raise UserError(f"no tiny Shakespeare at {path} and {e}: pass --text_file=FILE, put "
+                      f"input.txt at {path}, or set ${SHAKESPEARE_FILE}=FILE") from None
+    actual = data_dirs.sha256_of(fetched)
+    if actual != SHAKESPEARE_SHA256:
+      raise UserError(f"the download of {SHAKESPEARE_URL} has sha256 {actual[:12]}..., not "
+                      f"{SHAKESPEARE_SHA256[:12]}...: it is corrupt and was deleted; run again "
+                      "to fetch it anew")
+    fetched.rename(path)
+  finally:
+    fetched.unlink(missing_ok=True)
+  return path
 
 
 def windows(ids, batch_size, num_steps):

@@ -1,21 +1,23 @@
-"""Trains, evaluates and exports the language model: `train_and_evaluate(config, model_dir,
-options)`. The command line is `ptb.main` (python -m ptb.main --model=small).
+"""Trains, evaluates and exports the language model on the shared loop (common/loop.py):
+`train_and_evaluate(config, model_dir, options)`. What is ptb's own is here: the steps
+(`make_steps`), the carried LSTM state and dropout RNG (`TrainState`), the log lines, the
+valid and exact test evaluations and the export (`LanguageModelTask`). The command line is
+`ptb.main` (python -m ptb.main --model=small).
 """
 import dataclasses
-import json
 import math
 
 import keras
 import tensorflow as tf
 
 from common import data_dir as data_dirs
-from common import distribute, metrics, storage, training_state
+from common import distribute, loop, metrics, storage, training_state
 from common.errors import UserError
-from common.progress import Progress, Summaries, format_seconds, log
+from common.progress import log
 from ptb import configs, data, evaluation, export
 from ptb.clipping import clip_by_global_norm
 from ptb.fast_loss import token_nll
-from ptb.model import BFLOAT16_MATMULS, PTBModel
+from ptb.model import BFLOAT16_MATMULS, PTBModel, resolve_precision
 from ptb.optimizer import apply_gradients, make_optimizer, set_learning_rate
 
 TEST_WINDOW = 50  # batch-1 test windows: the state is carried, so any length gives one number
@@ -23,15 +25,10 @@ LOG_LINE = "epoch %3d  %5.3f  perplexity %9.3f  lr %.4f  %6.0f %s/s  ETA %s"
 
 
 @dataclasses.dataclass(frozen=True)
-class RunOptions:
-  """How to run, as opposed to what to train (that is the config)."""
-  data_dir: str = ""
+class RunOptions(loop.RunOptions):
+  """The loop's RunOptions, and the data source only ptb has."""
   text_file: str = ""          # one text file, split 90/5/5 (ptb.data); wins over data_dir
-  seed: int = 0
-  use_synthetic_data: bool = False
   checkpoint_every_steps: int = 500
-  jit_compile: bool = True     # XLA fuses the per-step gate arithmetic (PERFORMANCE.md)
-  precision: str = "float32"
 
 
 def make_steps(model, config, jit_compile=False, strategy=None, optimizer=None):
@@ -108,14 +105,6 @@ class TrainState(training_state.TrainingState):
     super().finish_epoch()
     self.lstm_state.assign(tf.zeros_like(self.lstm_state))  # each epoch starts from zeros
 
-  def save(self, manager, step, state, nll_sum):
-    """Checkpoints the position in the epoch, the carried state (all rows) and the sums."""
-    self.tick()
-    self.step.assign(step)
-    self.lstm_state.assign(state)
-    self.epoch_loss.assign(nll_sum)
-    manager.save()
-
   def legacy_checkpoint(self, model, optimizer=None):
     """The layout of run directories from before the shared names: everything under `train`,
     the loss sum named `train_nll`."""
@@ -127,52 +116,110 @@ class TrainState(training_state.TrainingState):
     return tf.train.Checkpoint(train=tf.train.Checkpoint(**old))
 
 
-def run_epoch(train_state, train_step, windows, config, lr, summaries, manager, options,
-              strategy=None):
-  """Trains one epoch from the saved position; returns (mean train NLL, tokens/second)."""
-  strategy = strategy or tf.distribute.get_strategy()
-  inputs, targets = windows
-  epoch, epoch_size = int(train_state.epoch.numpy()), len(inputs)
-  start = int(train_state.step.numpy())
-  tokens_per_step = config.batch_size * config.num_steps
-  log_every = max(epoch_size // 10, 1)
-  progress = Progress(epoch_size, done=start)
-  # Each replica carries the state of its own rows, [layers, 2, rows, hidden].
-  state = distribute.split_rows(strategy, tf.convert_to_tensor(train_state.lstm_state), axis=2)
-  nll_sum = tf.constant(train_state.epoch_loss.numpy(), tf.float64)
-  lr_tensor = tf.constant(lr, tf.float32)
-  batches = distribute.distribute_batches(
-      strategy,
-      lambda: tf.data.Dataset.from_tensor_slices((inputs, targets)).skip(start).prefetch(2))
-  for step, ((x, y), _) in enumerate(batches, start=start + 1):
-    seed = train_state.rng.make_seeds(1)[:, 0]  # one seed for all replicas: global masks
-    nll, state = train_step(x, y, state, lr_tensor, tf.cast(seed, tf.int32))
-    nll_sum += tf.cast(nll, tf.float64)
-    if step % log_every == 10 % log_every or step == epoch_size:
-      loss = float(nll_sum) / (step * tokens_per_step)
-      rate = (step - start) * tokens_per_step / progress.elapsed()
-      log(LOG_LINE, epoch + 1, step / epoch_size, metrics.perplexity(loss, 1), lr, rate,
-          _unit(config), format_seconds(progress.eta(step)))
-      summaries.scalars("train", {"loss": loss, f"{_unit(config)}_per_second": rate},
-                        epoch * epoch_size + step)
-    if step % options.checkpoint_every_steps == 0 and step < epoch_size:
-      train_state.save(manager, step, distribute.gather_rows(strategy, state, 2), nll_sum)
-  rate = (epoch_size - start) * tokens_per_step / max(progress.elapsed(), 1e-9)
-  train_state.save(manager, epoch_size, distribute.gather_rows(strategy, state, 2), nll_sum)
-  return float(nll_sum) / (epoch_size * tokens_per_step), rate
+class LanguageModelTask(loop.Task):
+  """The language model on the loop: truncated-BPTT windows with the state carried across
+  them, the tutorial's log lines, validation each epoch, exact test perplexity at the end."""
 
+  def __init__(self, config, options, model, optimizer, state, manager, steps, ids, vocab,
+               strategy, out_dir):
+    self.config, self.options, self.model, self.optimizer = config, options, model, optimizer
+    self.out_dir = out_dir  # MODEL_DIR on the chief, a scratch directory on other workers
+    self.state, self.manager, self.ids, self.vocab = state, manager, ids, vocab
+    self.train_fn, self.eval_fn = steps
+    self.strategy = strategy
+    self.windows = data.windows(ids["train"], config.batch_size, config.num_steps)
+    self.epochs, self.steps_per_epoch = config.epochs, len(self.windows[0])
+    self.tokens_per_step = config.batch_size * config.num_steps
+    self.unit = "chars" if config.level == "char" else "words"
 
-def _unit(config):
-  return "chars" if config.level == "char" else "words"
+  def start_epoch(self, epoch):
+    lr = configs.learning_rate(self.config, epoch)
+    log("Epoch: %d Learning rate: %.3f", epoch + 1, lr)
+    set_learning_rate(self.optimizer, lr)
+    self.lr = tf.constant(lr, tf.float32)
+    # Each replica carries the state of its own rows, [layers, 2, rows, hidden]; it enters
+    # every step as a plain tensor, so the gradient stops at the window's edge.
+    self.lstm = distribute.split_rows(self.strategy,
+                                      tf.convert_to_tensor(self.state.lstm_state), axis=2)
+    return lr
+
+  def batches(self, epoch, start):
+    inputs, targets = self.windows
+    return distribute.distribute_batches(
+        self.strategy,
+        lambda: tf.data.Dataset.from_tensor_slices((inputs, targets)).skip(start).prefetch(2))
+
+  def train_step(self, batch):
+    (inputs, targets), _ = batch
+    seed = self.state.rng.make_seeds(1)[:, 0]  # one seed for all replicas: global masks
+    nll, self.lstm = self.train_fn(inputs, targets, self.lstm, self.lr, tf.cast(seed, tf.int32))
+    return {"loss": nll}
+
+  def count(self, steps, sums):
+    return steps * self.tokens_per_step
+
+  def log_due(self, step):
+    every = self.options.log_every_steps or max(self.steps_per_epoch // 10, 1)
+    return step % every == 10 % every  # the tutorial's: 10 steps in, then every tenth
+
+  def log_progress(self, epoch, step, sums, learning_rate, rate, eta):
+    loss = float(sums["loss"]) / self.count(step, sums)
+    log(LOG_LINE, epoch + 1, step / self.steps_per_epoch, metrics.perplexity(loss, 1),
+        learning_rate, rate, self.unit, eta)
+    return {"loss": loss, f"{self.unit}_per_second": rate}
+
+  def record(self, step, sums):
+    self.state.lstm_state.assign(distribute.gather_rows(self.strategy, self.lstm, 2))
+    super().record(step, sums)
+
+  def end_epoch(self, epoch, learning_rate, sums, rate):
+    train_nll = sums["loss"] / self.count(self.steps_per_epoch, sums)
+    valid_nll = evaluation.evaluate(self.eval_fn, self.model, self.ids["valid"],
+                                    self.config.batch_size, self.config.num_steps,
+                                    self.strategy)
+    train = evaluation.split_metrics(self.config, train_nll)
+    valid = evaluation.split_metrics(self.config, valid_nll)
+    for split, nll, values in (("Train", train_nll, train), ("Valid", valid_nll, valid)):
+      log("Epoch: %d %s Perplexity: %.3f%s", epoch + 1, split, values["perplexity"],
+          evaluation.bits(self.config, nll))
+    row = {"learning_rate": learning_rate, "train_loss": train_nll,
+           "train_perplexity": train["perplexity"], "valid_loss": valid_nll,
+           "valid_perplexity": valid["perplexity"], f"{self.unit}_per_second": rate}
+    return {"train": {**train, "learning_rate": learning_rate}, "valid": valid}, row
+
+  def finish(self, history, summaries):
+    """Exact test perplexity, the projector files, the SavedModel; returns the results."""
+    config = self.config
+    test_nll = evaluation.evaluate(self.eval_fn, self.model, self.ids["test"], 1, TEST_WINDOW,
+                                   self.strategy)
+    log("Test Perplexity: %.3f%s", metrics.perplexity(test_nll, 1),
+        evaluation.bits(config, test_nll))
+    summaries.scalars("test", evaluation.split_metrics(config, test_nll), config.epochs)
+    export.write_projector(self.out_dir, self.model, self.vocab)
+    export.export(self.model, self.vocab, self.out_dir / "export")
+    last, rate = (history[-1] if history else {}), f"{self.unit}_per_second"
+    results = {"test_loss": test_nll, "test_perplexity": metrics.perplexity(test_nll, 1),
+               rate: _mean([row.get(rate) for row in history]),
+               "epochs": config.epochs, "wall_seconds": self.state.elapsed(),
+               "config": dataclasses.asdict(config), "precision": config.precision,
+               "history": history}
+    for split in ("train", "valid"):
+      results.update({f"{split}_{name}": last.get(f"{split}_{name}")
+                      for name in ("loss", "perplexity")})
+    if config.level == "char":
+      results.update({f"{split}_bits_per_char": results[f"{split}_loss"] / math.log(2)
+                      for split in ("train", "valid", "test") if results[f"{split}_loss"]})
+    return results
 
 
 def load_data(options, config):
   """The three splits' ids and the vocabulary, each split checked to be long enough."""
   if options.use_synthetic_data:
-    return data.synthetic(config.vocab_size, seed=options.seed)
+    return data.synthetic(config.vocab_size, seed=config.seed)
   source = data_dirs.resolve(options.data_dir, "PTB_DATA_DIR", "ptb")
-  ids, vocab = data.load(source, options.text_file, config.level, config.vocab_size)
-  name = options.text_file or source
+  text_file = data.resolve_text_file(options.text_file, options.data_dir, config.level)
+  ids, vocab = data.load(source, text_file, config.level, config.vocab_size)
+  name = text_file or source
   for split, batch_size, num_steps in (("train", config.batch_size, config.num_steps),
                                        ("valid", config.batch_size, config.num_steps),
                                        ("test", 1, 1)):
@@ -191,18 +238,19 @@ def build(config, chief, options, strategy):
   Returns:
     (model, optimizer or None, train_state, checkpoint manager).
   """
-  keras.utils.set_random_seed(options.seed)
+  keras.utils.set_random_seed(config.seed)
   with strategy.scope():
-    model = PTBModel(config, options.precision, options.jit_compile)
+    model = PTBModel(config, resolve_precision(config.precision, config.jit_compile),
+                     config.jit_compile)
     model.create_variables()
     optimizer = make_optimizer(config)
     if optimizer is not None:
       optimizer.build(model.trainable_variables)  # slots exist before restore, so they restore
   # Outside the scope: position, state and sums are the same on every worker, not mirrored.
-  train_state = TrainState(model, config, options.seed)
+  train_state = TrainState(model, config, config.seed)
   manager, restored = storage.checkpoint_manager(
-      train_state.checkpoint(model, optimizer), chief.model_dir, save_dir=chief.path,
-      legacy=train_state.legacy_checkpoint(model, optimizer))
+      train_state.checkpoint(model, optimizer), chief.model_dir, options.keep_checkpoints,
+      save_dir=chief.path, legacy=train_state.legacy_checkpoint(model, optimizer))
   if restored:
     log("resumed from %s: epoch %d, step %d", restored, int(train_state.epoch.numpy()) + 1,
         int(train_state.step.numpy()))
@@ -210,7 +258,7 @@ def build(config, chief, options, strategy):
 
 
 def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
-  """Trains `config` for max_max_epoch epochs (resuming in MODEL_DIR), tests, exports.
+  """Trains `config` for config.epochs epochs (resuming in MODEL_DIR), tests, exports.
 
   Under a multi-worker `strategy` every worker runs this; only the chief's files are kept.
 
@@ -219,100 +267,26 @@ def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
   """
   strategy = strategy or tf.distribute.get_strategy()
   chief = distribute.ChiefDir(strategy, model_dir)
+  config = dataclasses.replace(config, precision=resolve_precision(config.precision,
+                                                                   config.jit_compile))
   ids, vocab = load_data(options, config)
   config = dataclasses.replace(config, vocab_size=len(vocab))
+  log("config: %s", config)
   check_config(chief.model_dir, config, write=chief.chief)
   model, optimizer, train_state, manager = build(config, chief, options, strategy)
-  train_step, eval_step = make_steps(model, config, options.jit_compile, strategy, optimizer)
-  windows = data.windows(ids["train"], config.batch_size, config.num_steps)
-  summaries = Summaries(str(chief.path))
+  steps = make_steps(model, config, config.jit_compile, strategy, optimizer)
   train_state.restart_clock()
-  # Epochs validated after the last checkpoint are trained again, so drop their rows.
-  history = [row for row in _read_history(chief.model_dir)
-             if row["epoch"] <= int(train_state.epoch.numpy())]
-  while int(train_state.epoch.numpy()) < config.max_max_epoch:
-    history.append(_train_epoch(train_state, train_step, eval_step, model, windows, ids, config,
-                                summaries, manager, options, strategy, optimizer))
-    storage.write_json(chief.path / "history.json", history)
-  test_nll = evaluation.evaluate(eval_step, model, ids["test"], 1, TEST_WINDOW, strategy)
-  log("Test Perplexity: %.3f%s", metrics.perplexity(test_nll, 1),
-      evaluation.bits(config, test_nll))
-  summaries.scalars("test", evaluation.split_metrics(config, test_nll), config.max_max_epoch)
-  summaries.close()
-  results = _finish(config, chief.path, model, vocab, options, history, test_nll, train_state)
-  chief.clean()
-  return results
+  task = LanguageModelTask(config, options, model, optimizer, train_state, manager, steps, ids,
+                           vocab, strategy, chief.path)
+  return loop.run(task, chief)
 
 
-def _train_epoch(train_state, train_step, eval_step, model, windows, ids, config, summaries,
-                 manager, options, strategy, optimizer=None):
-  """One epoch and its validation; returns its history row."""
-  epoch = int(train_state.epoch.numpy())
-  lr = configs.learning_rate(config, epoch)
-  log("Epoch: %d Learning rate: %.3f", epoch + 1, lr)
-  set_learning_rate(optimizer, lr)
-  train_nll, rate = run_epoch(train_state, train_step, windows, config, lr, summaries, manager,
-                              options, strategy)
-  valid_nll = evaluation.evaluate(eval_step, model, ids["valid"], config.batch_size,
-                                  config.num_steps, strategy)
-  train = evaluation.split_metrics(config, train_nll)
-  valid = evaluation.split_metrics(config, valid_nll)
-  log("Epoch: %d Train Perplexity: %.3f%s", epoch + 1, train["perplexity"],
-      evaluation.bits(config, train_nll))
-  log("Epoch: %d Valid Perplexity: %.3f%s", epoch + 1, valid["perplexity"],
-      evaluation.bits(config, valid_nll))
-  summaries.scalars("train", {**train, "learning_rate": lr}, epoch + 1)
-  summaries.scalars("valid", valid, epoch + 1)
-  train_state.finish_epoch()
-  manager.save()
-  return {"epoch": epoch + 1, "learning_rate": lr, "train_loss": train_nll,
-          "train_perplexity": train["perplexity"], "valid_loss": valid_nll,
-          "valid_perplexity": valid["perplexity"], f"{_unit(config)}_per_second": rate,
-          "wall_seconds": train_state.elapsed()}
-
-
-def _finish(config, out, model, vocab, options, history, test_nll, train_state):
-  """Writes the projector files, the SavedModel and, last, metrics.json."""
-  export.write_projector(out, model, vocab)
-  export.export(model, vocab, out / "export")
-  last, unit = (history[-1] if history else {}), f"{_unit(config)}_per_second"
-  results = {"test_loss": test_nll, "test_perplexity": metrics.perplexity(test_nll, 1),
-             unit: _mean([row.get(unit) for row in history]),
-             "epochs": config.max_max_epoch, "wall_seconds": train_state.elapsed(),
-             "config": dataclasses.asdict(config), "precision": options.precision,
-             "history": history}
-  for split in ("train", "valid"):
-    results.update({f"{split}_{name}": last.get(f"{split}_{name}")
-                    for name in ("loss", "perplexity")})
-  if config.level == "char":
-    results.update({f"{split}_bits_per_char": results[f"{split}_loss"] / math.log(2)
-                    for split in ("train", "valid", "test") if results[f"{split}_loss"]})
-  storage.write_json(out / "metrics.json", results)
-  return results
+def check_config(model_dir, config, write=True):
+  """Refuses to resume a MODEL_DIR trained with another config (common.loop.check_config),
+  reading an older run's config.json in today's fields (configs.upgrade)."""
+  loop.check_config(model_dir, config, configs.upgrade, write)
 
 
 def _mean(values):
   values = [value for value in values if value is not None]
   return sum(values) / len(values) if values else None
-
-
-def _read_history(model_dir):
-  path = model_dir / "history.json"
-  return json.loads(path.read_text()) if path.exists() else []
-
-
-def check_config(model_dir, config, write=True):
-  """Refuses to resume a MODEL_DIR trained with another config (it would mix two runs).
-
-  Only max_max_epoch may change, so that a finished run can be trained for longer.
-  """
-  path = model_dir / "config.json"
-  wanted = dataclasses.asdict(config)
-  if path.exists() and (model_dir / "checkpoints").exists():
-    saved = configs.upgrade(json.loads(path.read_text()))
-    changed = sorted(k for k in wanted if k != "max_max_epoch" and saved[k] != wanted[k])
-    if changed:
-      raise UserError(f"{model_dir} holds a run with other settings ({', '.join(changed)} "
-                      "differ): use a new --model_dir, or the same flags to resume it")
-  if write:
-    storage.write_json(path, wanted)

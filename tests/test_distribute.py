@@ -313,3 +313,12 @@ def test_bad_distribution_flags(module, tf_config, flags, needle, tmp_path, monk
   result = run_cli(module, f"--model_dir={tmp_path}", "--use_synthetic_data", *flags)
   assert_clean_error(result, needle)
   assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_the_missing_tf_config_message_names_a_readme_section_that_exists(monkeypatch):
+  monkeypatch.delenv("TF_CONFIG", raising=False)
+  with pytest.raises(distribute.UserError) as raised:
+    distribute.make_strategy("multi_worker", num_gpus=0)
+  section = re.search("see README.md, '([^']+)'", str(raised.value)).group(1)
+  headings = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+  assert f"## {section}" in headings, section

@@ -209,6 +209,101 @@ def test_a_data_dir_missing_files_lists_them(tmp_path, monkeypatch):
     data.load(tmp_path / "empty")
 
 
+def test_an_empty_file_is_told_how_to_fix_it_for_what_it_is(tmp_path):
+  for name, hint in (("ptb.valid.txt", "restore it from simple-examples.tgz"),
+                     ("input.txt", "pass a file with text in it")):
+    with pytest.raises(UserError) as raised:
+      data.read_text(_write(tmp_path, "\n", name))
+    assert str(raised.value).endswith(f"{name} is empty or only whitespace: {hint}")
+
+
+# ---- tiny Shakespeare, the text characters read by default ----------------------------------
+
+FAKE_SHAKESPEARE = b"First Citizen:\nBefore we proceed any further, hear me speak.\n"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+  """An empty per-user cache, $SHAKESPEARE_FILE unset, and downloads recorded: (cache root,
+  the URLs fetched)."""
+  monkeypatch.setattr(data.data_dirs, "CACHE_ROOT", tmp_path / "cache")
+  monkeypatch.delenv(data.SHAKESPEARE_FILE, raising=False)
+  fetched = []
+  def download(url, destination):
+    fetched.append(url)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_bytes(FAKE_SHAKESPEARE)
+  monkeypatch.setattr(data.data_dirs, "download", download)
+  return tmp_path / "cache", fetched
+
+
+def test_tiny_shakespeare_is_fetched_once_into_the_cache(cache, monkeypatch):
+  root, fetched = cache
+  monkeypatch.setattr(data, "SHAKESPEARE_SHA256", hashlib.sha256(FAKE_SHAKESPEARE).hexdigest())
+  path = data.tiny_shakespeare()
+  assert path == root / "shakespeare" / "input.txt" and path.read_bytes() == FAKE_SHAKESPEARE
+  assert data.tiny_shakespeare() == path and fetched == [data.SHAKESPEARE_URL]  # once
+  assert [p.name for p in path.parent.iterdir()] == ["input.txt"]  # no temporary left
+
+
+def test_a_corrupt_tiny_shakespeare_download_is_refused_and_deleted(cache):
+  root, fetched = cache
+  with pytest.raises(UserError) as raised:
+    data.tiny_shakespeare()
+  message = str(raised.value)
+  assert "has sha256" in message and "it is corrupt and was deleted; run again" in message
+  assert list((root / "shakespeare").iterdir()) == []  # the next run fetches it anew
+  with pytest.raises(UserError, match="corrupt"):
+    data.tiny_shakespeare()
+  assert len(fetched) == 2
+
+
+def test_offline_without_tiny_shakespeare_says_how_to_provide_it(cache, monkeypatch):
+  root, _ = cache
+  def offline(url, destination):
+    raise UserError(f"could not download {url} (no network)")
+  monkeypatch.setattr(data.data_dirs, "download", offline)
+  with pytest.raises(UserError) as raised:
+    data.resolve_text_file("", "", "char")
+  path = root / "shakespeare" / "input.txt"
+  assert str(raised.value) == (
+      f"no tiny Shakespeare at {path} and could not download {data.SHAKESPEARE_URL} (no "
+      f"network): pass --text_file=FILE, put input.txt at {path}, or set $SHAKESPEARE_FILE=FILE")
+
+
+def test_shakespeare_file_names_a_copy_and_nothing_is_fetched(cache, tmp_path, monkeypatch):
+  _, fetched = cache
+  copy = _write(tmp_path, "To be, or not to be\n", "shakespeare.txt")
+  monkeypatch.setenv(data.SHAKESPEARE_FILE, str(copy))
+  assert data.tiny_shakespeare() == copy and fetched == []
+  monkeypatch.setenv(data.SHAKESPEARE_FILE, str(tmp_path / "gone.txt"))
+  with pytest.raises(UserError, match=r"\$SHAKESPEARE_FILE=.*gone.txt is not a file: point it "
+                     "at tiny Shakespeare's input.txt, or unset it"):
+    data.tiny_shakespeare()
+
+
+@pytest.mark.parametrize("text_file,data_dir,level,expected", [
+    ("mine.txt", "", "char", "mine.txt"),   # a text given is read, at either level
+    ("mine.txt", "", "word", "mine.txt"),
+    ("", "", "char", "shakespeare"),        # characters and nothing given: tiny Shakespeare
+    ("", "", "word", ""),                   # words: PTB, from the data directory
+    ("", "DIR", "char", ""),                # a data directory given is read
+])
+def test_which_text_a_run_reads(cache, text_file, data_dir, level, expected):
+  root, _ = cache
+  (root / "shakespeare").mkdir(parents=True)
+  (root / "shakespeare" / "input.txt").write_bytes(FAKE_SHAKESPEARE)  # in the cache already
+  resolved = data.resolve_text_file(text_file, data_dir, level)
+  assert resolved == (str(root / "shakespeare" / "input.txt") if expected == "shakespeare"
+                      else expected)
+  assert cache[1] == []
+
+
+def test_the_pinned_checksum_is_tiny_shakespeares(shakespeare_file):
+  assert shakespeare_file.stat().st_size == 1_115_394
+  assert data.data_dirs.sha256_of(shakespeare_file) == data.SHAKESPEARE_SHA256
+
+
 # ---- sampling ------------------------------------------------------------------------------
 
 def test_top_k_never_draws_outside_the_k_most_likely():

@@ -1,0 +1,81 @@
+"""python -m seq2seq.main and seq2seq.translate end to end on the tiny test config: the loop's
+files, an export that translates as the model in the process does, resume and its refusal,
+and the translate command's answers to bad input."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import assert_clean_error, run_cli
+from seq2seq import configs, data, train
+from seq2seq.model import Seq2Seq
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  model_dir = tmp_path_factory.mktemp("seq2seq")
+  result = run_cli("seq2seq.main", "--model=test", "--epochs=3", "--learning_rate=0.03",
+                   f"--model_dir={model_dir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return model_dir, result
+
+
+def test_training_writes_the_loops_files_and_decoded_scores(trained):
+  model_dir, result = trained
+  assert "token accuracy" in result.stderr and "tokens/s" in result.stderr
+  metrics = json.loads((model_dir / "metrics.json").read_text())
+  assert metrics["epochs"] == 3 and len(metrics["history"]) == 3
+  assert 0 <= metrics["test_exact_match"] <= 1 and np.isfinite(metrics["test_loss"])
+  assert set(metrics["test_exact_match_by_length"]) == {"1-10"}  # lengths 2-6
+  # Three epochs of this task teach the tiny model something: the loss falls.
+  losses = [row["train_loss"] for row in metrics["history"]]
+  assert losses[-1] < losses[0]
+  for name in ("config.json", "history.json", "source_vocab.json", "export/saved_model.pb"):
+    assert (model_dir / name).exists(), name
+  assert tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+
+
+def test_the_export_translates_as_the_trained_model_does(trained):
+  model_dir, _ = trained
+  config = configs.TestConfig(**json.loads((model_dir / "config.json").read_text()))
+  vocabs = [data.Vocabulary.load(model_dir / f"{side}_vocab.json")
+            for side in ("source", "target")]
+  model = Seq2Seq(config, len(vocabs[0]), len(vocabs[1]))
+  one = tf.ones([1, 1], tf.int32)
+  model((one, one))
+  tf.train.Checkpoint(model=model).restore(
+      tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).expect_partial()
+  pairs = [("abc", ""), ("qrst", ""), ("e", "")]  # standardised, characters
+  expected, translations = train.translate_pairs(model, vocabs, pairs, config,
+                                                 config.beam_width)
+  exported = tf.saved_model.load(str(model_dir / "export")).signatures["translate"]
+  out = exported(sentences=tf.constant(["ABC", " qrst ", "e"]))  # standardised in the graph
+  assert [t.decode() for t in out["translations"].numpy()] == expected
+  for row, translation in enumerate(translations):
+    length, source_length = len(translation.ids), len(pairs[row][0])
+    np.testing.assert_allclose(out["alignments"][row, :length, :source_length],
+                               translation.alignment, atol=1e-5)
+
+
+def test_a_rerun_with_other_settings_is_refused(trained):
+  model_dir, _ = trained
+  before = {p: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+  result = run_cli("seq2seq.main", "--model=test", "--epochs=3", "--learning_rate=0.03",
+                   "--attention=none", f"--model_dir={model_dir}")
+  assert_clean_error(result, "(attention differ)", "new --model_dir")
+  assert {p: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()} == before
+
+
+def test_translate_names_unknown_tokens_and_draws_the_alignment(trained, tmp_path):
+  model_dir, _ = trained
+  result = run_cli("seq2seq.translate", f"--model_dir={model_dir}",
+                   f"--plot={tmp_path / 'a.png'}", "abcz")
+  assert result.returncode == 0, result.stderr
+  assert "'z' never seen in training" in result.stderr
+  assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+  assert_clean_error(run_cli("seq2seq.translate", f"--model_dir={model_dir}", "  "),
+                     "an input is empty")
+  assert_clean_error(run_cli("seq2seq.translate", f"--model_dir={tmp_path}", "a"),
+                     "no SavedModel")
+

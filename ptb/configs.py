@@ -91,7 +91,7 @@ class CharConfig(SmallConfig):
   for 15 minutes on a 2-core CPU."""
   level: str = "char"
   # Inputs of unit scale: from the tutorial's uniform +-0.1 the clipped, time-summed loss
-  # learns characters slowly (README, "Against a plain PyTorch LSTM").
+  # learns characters slowly (PERFORMANCE.md, "Against a plain PyTorch LSTM").
   embedding_init: str = "normal"
   # Training takes the text's own characters; this is the benchmark's synthetic vocabulary:
   # tiny Shakespeare's 65 characters and <unk>.

@@ -63,3 +63,8 @@ _logging.getLogger("tensorflow").setLevel(_logging.WARNING)
 _QUIET = ("functional_saver.py", "signature_serialization.py", "fingerprinting_utils.py")
 _absl_logging.get_absl_logger().addFilter(
     lambda record: not record.pathname.endswith(_QUIET))
+
+from common import devices as _devices  # pylint: disable=wrong-import-position
+
+# Every app's processes (and the tests'): GPU memory that grows as it is used.
+_devices.prepare_gpus()

@@ -6,6 +6,9 @@ import socket
 import tempfile
 import urllib.parse
 import urllib.request
+import zipfile
+
+from absl import logging
 
 from common.errors import UserError
 
@@ -53,6 +56,56 @@ def download(url, destination, timeout=60):
     if os.path.exists(tmp):
       os.remove(tmp)
   return destination
+
+
+def fetch_once(path, url, sha256, what, alternatives, member=None):
+  """`path`, downloaded from `url` the first time (its sha256 checked before it takes the
+  name: a file there is always whole and right).
+
+  Args:
+    path: where the file lives in the cache, e.g. CACHE_ROOT / "shakespeare" / "input.txt".
+    url: where it comes from.
+    sha256: the file's (with `member`, the member's, not the archive's).
+    what: its name in messages, e.g. "tiny Shakespeare".
+    alternatives: how else to provide it, for the offline message ("pass --text_file=FILE").
+    member: the file is this member of a zip archive at `url`.
+
+  Raises:
+    UserError: offline (or any failed download) with no copy at `path`, saying how to provide
+      one; a download that is not the expected file (then nothing is kept).
+  """
+  path = pathlib.Path(path)
+  if path.exists():
+    return path
+  fetched = path.with_name(f".{path.name}.download")
+  partial = path.with_name(f".{path.name}.partial")
+  try:
+    logging.info("%s not found at %s; downloading %s", what, path, url)
+    try:
+      download(url, fetched)
+    except UserError as e:
+      raise UserError(f"no {what} at {path} and {e}: {alternatives}") from None
+    content = fetched.read_bytes() if member is None else _zip_member(fetched, member)
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != sha256:
+      got = url if member is None else f"{url}'s {member}"
+      raise UserError(f"the download of {got} has sha256 {actual[:12]}..., not {sha256[:12]}"
+                      "...: it is corrupt and was deleted; run again to fetch it anew")
+    partial.write_bytes(content)
+    partial.rename(path)
+  finally:
+    fetched.unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)
+  return path
+
+
+def _zip_member(path, member):
+  """The bytes of `member` of the zip file at `path`; b"" if it is no zip or lacks it."""
+  try:
+    with zipfile.ZipFile(path) as archive:
+      return archive.read(member)
+  except (zipfile.BadZipFile, KeyError):
+    return b""
 
 
 def check_reachable(url, timeout=10):

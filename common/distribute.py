@@ -200,7 +200,11 @@ def replica_offset(batch_size):
 
 
 def all_reduce_sum(values):
-  """Inside a replica: the sum of `values` (tensors or IndexedSlices) over all replicas."""
+  """Inside a replica: the sum of `values` (tensors or IndexedSlices) over all replicas.
+
+  On GPUs MirroredStrategy sums the dense tensors with NCCL; IndexedSlices (ptb's embedding
+  gradient) take tf.distribute's sparse path there as on CPUs (gathered to one device and
+  summed), so every device count gets the sums one device computes."""
   context = tf.distribute.get_replica_context()
   if context.num_replicas_in_sync == 1:
     return values

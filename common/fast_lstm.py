@@ -30,15 +30,6 @@ def cell_op_allowed():
   return not getattr(_local, "tensorflow_ops_only", False)
 
 
-def default_row_groups(jit_compile=False):
-  """What `LSTM(row_groups=...)` should be here: 2 on a CPU without XLA, else 1.
-
-  Two chains of rows keep both cores of a small CPU busy (PERFORMANCE.md); under XLA the
-  groups only lengthen the compile, and on a GPU a step is a few kernels whatever the batch.
-  """
-  return 1 if jit_compile or tf.config.list_physical_devices("GPU") else 2
-
-
 def in_row_groups(inputs, h, c, chain, groups):
   """`chain` on `groups` slices of the batch's rows: outputs [B, T, H], final h, c.
 

@@ -25,8 +25,8 @@ def define_common_flags(data_env_var, default_precision="float32", default_jit_c
                     "Compile the train and eval steps with XLA.")
   flags.DEFINE_enum("precision", default_precision, list(precisions),
                     "Compute dtype; mixed_* keeps float32 master weights and float32 loss; auto "
-                    f"is {auto_precision} on hardware with fast bfloat16 (AVX-512 BF16 or AMX "
-                    "CPUs, GPUs of compute capability 8.0+), else float32.")
+                    f"is {auto_precision} on CPUs with fast bfloat16 (AVX-512 BF16 or AMX), "
+                    "float32 elsewhere (on a GPU run as TF32: common/devices.py).")
 
   flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES),
                     "tf.distribute strategy: auto is multi_worker when $TF_CONFIG is set, "
@@ -53,7 +53,8 @@ def run_options_from_flags():
   flag = flags.FLAGS
   return {"data_dir": flag.data_dir, "use_synthetic_data": flag.use_synthetic_data,
           "checkpoint_every_steps": flag.checkpoint_every_steps,
-          "log_every_steps": flag.log_every_steps}
+          "log_every_steps": flag.log_every_steps,
+          "jit_compile_given": bool(flag["jit_compile"].present)}
 
 
 def define_config_flags(config_class, configs, default, choices=None,

@@ -39,6 +39,9 @@ class RunOptions:
   checkpoint_every_steps: int = 0    # 0: at each epoch's end only
   log_every_steps: int = 0           # 0: ten lines an epoch
   keep_checkpoints: int = 3          # the newest checkpoints kept in MODEL_DIR/checkpoints
+  # --jit_compile (or --nojit_compile) was on the command line: not dropped for cuDNN on a GPU
+  # (common.devices.decide).
+  jit_compile_given: bool = False
 
 
 def decayed_rate(base, decay, full_epochs, epoch):
@@ -99,6 +102,10 @@ class Task:
     """
     raise NotImplementedError
 
+  def images(self, epoch):
+    """After end_epoch(epoch): {split: {name: uint8 image(s)}} for TensorBoard; none here."""
+    return {}
+
   def finish(self, history, summaries):
     """After the last epoch (or none, when a finished run is run again): the final
     evaluation (its scalars to `summaries`) and the export; returns the results for
@@ -127,6 +134,8 @@ def run(task, chief):
     scalars, row = task.end_epoch(epoch, learning_rate, sums, rate)
     for split, values in scalars.items():
       summaries.scalars(split, values, epoch + 1)
+    for split, images in task.images(epoch).items():
+      summaries.images(split, images, epoch + 1)
     task.state.finish_epoch()
     task.manager.save()
     history.append({"epoch": epoch + 1, **row, "wall_seconds": task.state.elapsed()})
@@ -183,12 +192,10 @@ def check_config(model_dir, config, upgrade=None, write=True):
   older run's config.json does not hold (after `upgrade`, which maps an old file to today's
   names and the values fields had before they were recorded) is not compared.
   """
-  model_dir = pathlib.Path(model_dir)
-  path = model_dir / "config.json"
+  path = pathlib.Path(model_dir) / "config.json"
   wanted = dataclasses.asdict(config)
-  if path.exists() and (model_dir / "checkpoints").exists():
-    saved = json.loads(path.read_text())
-    saved = upgrade(saved) if upgrade else saved
+  saved = saved_config(model_dir, upgrade)
+  if saved is not None:
     changed = sorted(name for name in wanted
                      if name != "epochs" and name in saved and saved[name] != wanted[name])
     if changed:
@@ -197,3 +204,14 @@ def check_config(model_dir, config, upgrade=None, write=True):
                       "was trained with to resume it")
   if write:
     storage.write_json(path, wanted)
+
+
+def saved_config(model_dir, upgrade=None):
+  """The config.json of the run MODEL_DIR holds (in today's fields, through `upgrade`), or
+  None where there is no run to resume (no checkpoints)."""
+  model_dir = pathlib.Path(model_dir)
+  path = model_dir / "config.json"
+  if not (path.exists() and (model_dir / "checkpoints").exists()):
+    return None
+  saved = json.loads(path.read_text())
+  return upgrade(saved) if upgrade else saved

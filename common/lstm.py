@@ -11,8 +11,13 @@
              backward pass written out, in row groups, with bfloat16 matmuls or the C++ cell
              op where they apply (`common.fast_lstm`, `common.cell_op`). The CPU default.
   keras      keras.layers.LSTM with the same initialisation (`KerasRecurrent`): the cuDNN
-             kernel on a GPU.
+             kernel on a GPU outside XLA.
+  auto       (the apps' default) keras on a GPU, fast on a CPU: `common.devices` decides.
+
+Exports are traced on TensorFlow's standard ops whatever the training ran
+(`standard_ops_only`): no cuDNN op, which has no CPU kernel, and no C++ cell op.
 """
+import contextlib
 import functools
 
 import keras
@@ -21,7 +26,7 @@ import tensorflow as tf
 from common import bfloat16, fast_lstm
 from common import cell_op as cell_op_library
 
-IMPLEMENTATIONS = ("reference", "fast", "keras")
+IMPLEMENTATIONS = ("reference", "fast", "keras")  # and "auto", decided by common.devices
 
 
 class LSTM(keras.layers.Layer):
@@ -161,15 +166,46 @@ class KerasRecurrent(keras.layers.Layer):
 
 
 def keras_layer(cell, units, kernel_initializer, recurrent_initializer, forget_bias=0.0,
-                name=None, dtype=None):
+                name=None, dtype=None, cudnn=False):
   """keras.layers.LSTM, GRU or SimpleRNN (`cell`), returning its sequence and state, wrapped
-  in `KerasRecurrent`. The LSTM's forget bias must be 0 or 1 (Keras' unit_forget_bias)."""
+  in `KerasRecurrent`. The LSTM's forget bias must be 0 or 1 (Keras' unit_forget_bias).
+  `cudnn`: the LSTM and GRU may take cuDNN's kernels (`common.devices.runs_cudnn`); else they
+  run Keras' own loop of standard ops, which XLA can compile."""
   options = dict(return_sequences=True, return_state=True, kernel_initializer=kernel_initializer,
                  recurrent_initializer=recurrent_initializer, dtype=dtype, name=name)
   if cell == "lstm":
     if forget_bias not in (0.0, 1.0):
       raise ValueError(f"keras.layers.LSTM starts the forget bias at 0 or 1, not {forget_bias}")
-    layer = keras.layers.LSTM(units, unit_forget_bias=bool(forget_bias), **options)
+    layer = keras.layers.LSTM(units, unit_forget_bias=bool(forget_bias), **options,
+                              **use_cudnn(cudnn))
+  elif cell == "gru":
+    layer = keras.layers.GRU(units, **options, **use_cudnn(cudnn))
   else:
-    layer = {"gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}[cell](units, **options)
+    layer = keras.layers.SimpleRNN(units, **options)
   return KerasRecurrent(layer, name=name, dtype=dtype)
+
+
+def use_cudnn(cudnn):
+  """keras.layers.LSTM's and GRU's argument: "auto" (cuDNN where Keras finds it applies) or
+  False (never: Keras' own loop)."""
+  return {"use_cudnn": "auto" if cudnn else False}
+
+
+@contextlib.contextmanager
+def standard_ops_only(*models):
+  """Traces `models` (Keras layers or models) on TensorFlow's standard ops: Keras' LSTM and
+  GRU layers inside run Keras' own loop, never cuDNN's kernels (which have no CPU kernel), and
+  our LSTM never the C++ cell op. For SavedModels that serve on any machine."""
+  # Keras' LSTM and GRU read `use_cudnn` when they are called, so a trace now takes the value.
+  every = [layer for model in models
+           for layer in model._flatten_layers()]  # pylint: disable=protected-access
+  layers = [layer for layer in every if getattr(layer, "use_cudnn", False) is not False]
+  saved = [layer.use_cudnn for layer in layers]
+  for layer in layers:
+    layer.use_cudnn = False
+  try:
+    with fast_lstm.tensorflow_ops_only():
+      yield
+  finally:
+    for layer, value in zip(layers, saved):
+      layer.use_cudnn = value

@@ -30,19 +30,33 @@ def format_seconds(seconds):
 
 
 class Summaries:
-  """TensorBoard scalars under stable names, one writer per split (train/, valid/, test/)."""
+  """TensorBoard scalars and images under stable names, one writer per split (train/, valid/,
+  test/)."""
 
   def __init__(self, log_dir):
     self.log_dir = log_dir
     self.writers = {}
 
   def scalars(self, split, values, step):
-    if split not in self.writers:
-      self.writers[split] = tf.summary.create_file_writer(f"{self.log_dir}/{split}")
-    with self.writers[split].as_default():
+    with self._writer(split).as_default():
       for name, value in values.items():
         tf.summary.scalar(name, value, step=step)
     self.writers[split].flush()
+
+  def images(self, split, images, step):
+    """{name: uint8 [height, width, channels] or a list of them}: TensorBoard images."""
+    with self._writer(split).as_default():
+      for name, pictures in images.items():
+        pictures = pictures if isinstance(pictures, (list, tuple)) else [pictures]
+        for i, picture in enumerate(pictures):
+          tf.summary.image(f"{name}/{i}" if len(pictures) > 1 else name, picture[None],
+                           step=step)
+    self.writers[split].flush()
+
+  def _writer(self, split):
+    if split not in self.writers:
+      self.writers[split] = tf.summary.create_file_writer(f"{self.log_dir}/{split}")
+    return self.writers[split]
 
   def close(self):
     for writer in self.writers.values():

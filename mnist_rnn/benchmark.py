@@ -17,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from common import benchmark, errors, precision
+from common import benchmark, devices, errors
 from common import flags as common_flags
+from common import loop
 from mnist_rnn import configs, data, train
 from mnist_rnn.model import (build_model, forward_flops_per_example, intra_op_threads,
                              uses_cell_op)
@@ -88,7 +89,9 @@ def run(config, compare, steps, repeats, threads=0):
   result = {"app": "mnist_rnn", "config": dataclasses.asdict(config),
             "device": benchmark.device_name(), "precision": config.precision,
             "jit_compile": config.jit_compile, "intra_op_threads": threads,
-            "cell_op": uses_cell_op(config),
+            "cell_op": uses_cell_op(config), "lstm": config.lstm,
+            "cudnn": devices.runs_cudnn(devices.visible(), config.lstm, config.cell,
+                                        config.jit_compile),
             "unit": "examples",
             "train_flops_per_step": 3 * forward, "eval_flops_per_step": forward,
             "peak_float32_matmul_flops_per_second": round(peak),
@@ -128,9 +131,12 @@ def _repeat(step, steps):
 def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
-  config = configs.get_config(FLAGS.model, precision=precision.resolve(FLAGS.precision),
-                              jit_compile=FLAGS.jit_compile, lstm=FLAGS.lstm,
-                              row_groups=FLAGS.row_groups, cell_op=FLAGS.cell_op)
+  # Decided as mnist_rnn.main decides (common/devices.py): the defaults time what a user gets.
+  config = train.resolve(
+      configs.get_config(FLAGS.model, precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
+                         lstm=FLAGS.lstm, row_groups=FLAGS.row_groups, cell_op=FLAGS.cell_op),
+      model_dir=None, quiet=True,
+      options=loop.RunOptions(jit_compile_given=bool(FLAGS["jit_compile"].present)))
   threads = FLAGS.intra_op_threads or intra_op_threads(config)
   common_flags.set_intra_op_threads(threads)  # before any TensorFlow op
   benchmark.print_json(run(config, FLAGS.compare, FLAGS.steps, FLAGS.repeats, threads))
@@ -142,8 +148,9 @@ if __name__ == "__main__":
   flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"], "Compute dtype "
                     "(auto: as mnist_rnn.main picks it).")
   flags.DEFINE_bool("jit_compile", False, "XLA-compile the steps.")
-  flags.DEFINE_enum("lstm", "fast", list(configs.CHOICES["lstm"]), "How the LSTM runs "
-                    "(common/lstm.py): reference, fast, or keras.")
+  flags.DEFINE_enum("lstm", "auto", list(configs.CHOICES["lstm"]), "How the LSTM runs "
+                    "(common/lstm.py): reference, fast, or keras; auto: as mnist_rnn.main "
+                    "picks it (common/devices.py).")
   flags.DEFINE_integer("row_groups", 0, "Fused LSTM: independent chains of rows (0: 2 on a "
                        "CPU without XLA, else 1).", lower_bound=0)
   flags.DEFINE_bool("cell_op", True, "Fused LSTM on a CPU without XLA: the gate arithmetic "

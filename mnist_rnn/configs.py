@@ -10,7 +10,7 @@ import dataclasses
 from common import loop
 
 CELLS = ("lstm", "gru", "rnn")
-CHOICES = {"cell": CELLS, "lstm": ("reference", "fast", "keras"),
+CHOICES = {"cell": CELLS, "lstm": ("auto", "reference", "fast", "keras"),
            "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16")}
 
 
@@ -36,18 +36,19 @@ class TutorialConfig:
   jit_compile: bool = False
   # How the LSTM runs, not what it computes (common/lstm.py): reference (TensorFlow's
   # autodiff, the yardstick), fast (the written-out passes; fastest on a CPU) or keras
-  # (keras.layers.LSTM, cuDNN on a GPU).
-  lstm: str = "fast"
+  # (keras.layers.LSTM, cuDNN on a GPU); auto: keras on a GPU without XLA, else fast
+  # (common/devices.py). config.json records what auto chose.
+  lstm: str = "auto"
   # The fast LSTM: the batch's rows as this many independent chains of steps, which a CPU's
-  # cores run in parallel (0: common.fast_lstm.default_row_groups(), 2 on a CPU without XLA,
-  # else 1). The same numbers for every row, only faster.
+  # cores run in parallel (0: common.devices' choice, 2 on a CPU without XLA, else 1). The
+  # same numbers for every row, only faster.
   row_groups: int = 0
   # The fast LSTM on a CPU without XLA: each time step's gate arithmetic as one op each way,
   # compiled for this CPU on first use (common/cell_op.py; TensorFlow's ops where it cannot
   # be built). Exports use TensorFlow's ops.
   cell_op: bool = True
-  # auto: mixed_bfloat16 where the hardware is fast at it (AVX-512 BF16 or AMX CPUs, recent
-  # GPUs: the accuracy of float32, README), else float32.
+  # auto: mixed_bfloat16 on a CPU fast at it (AVX-512 BF16 or AMX: the accuracy of float32,
+  # README), else float32 (TF32 on a GPU: common/devices.py).
   precision: str = "auto"
 
 

@@ -2,7 +2,7 @@
 probabilities [N, 10], classes [N]. Loading it needs TensorFlow alone."""
 import tensorflow as tf
 
-from common import fast_lstm, storage
+from common import lstm, storage
 from mnist_rnn import data
 
 
@@ -21,7 +21,8 @@ def export(model, export_dir):
     return {"probabilities": tf.nn.softmax(logits), "classes": tf.argmax(logits, axis=-1)}
 
   module.serve = serve
-  # Every function saved (Keras traces the model's own as well) on TensorFlow's ops alone, so
-  # that the export loads where the LSTM cell op is not built.
-  with fast_lstm.tensorflow_ops_only():
+  # Every function saved (Keras traces the model's own as well) on TensorFlow's standard ops,
+  # whatever the training ran: no cuDNN op (no CPU kernel) and no LSTM cell op (not built
+  # everywhere), so that the export serves on any machine.
+  with lstm.standard_ops_only(model):
     return storage.save_model(module, export_dir, signatures={"serving_default": serve})

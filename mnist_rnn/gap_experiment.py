@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import distribute, loop, storage, training_state
+from common import devices, distribute, loop, lstm, storage, training_state
 from common.errors import UserError
 from common.metrics import Mean
 from common.progress import Progress, format_seconds, log
@@ -110,14 +110,17 @@ def recurrent_layer(cell, hidden_size, steps=data.IMAGE_SIZE):
     return keras.layers.SimpleRNN(hidden_size, activation="relu", name="irnn",
                                   recurrent_initializer=keras.initializers.Identity(),
                                   bias_initializer="zeros")
+  # The steps are XLA's (JIT_COMPILE), which cannot compile cuDNN's kernels: on a GPU too the
+  # LSTM and GRU run Keras' own loop (common/devices.py).
+  no_cudnn = lstm.use_cudnn(devices.runs_cudnn(devices.visible(), "keras", "lstm", JIT_COMPILE))
   if cell == "gru":
-    return keras.layers.GRU(hidden_size, name="gru")
+    return keras.layers.GRU(hidden_size, name="gru", **no_cudnn)
   if cell == "lstm":
     # Forget bias 1 at the start (the tutorial's BasicLSTMCell(forget_bias=1.0)).
-    return keras.layers.LSTM(hidden_size, unit_forget_bias=True, name="lstm")
+    return keras.layers.LSTM(hidden_size, unit_forget_bias=True, name="lstm", **no_cudnn)
   if cell == "chrono":
     return keras.layers.LSTM(hidden_size, bias_initializer=chrono_bias(hidden_size, steps),
-                             unit_forget_bias=False, name="chrono")
+                             unit_forget_bias=False, name="chrono", **no_cudnn)
   raise ValueError(f"unknown cell {cell!r}: one of {', '.join(CELLS)}")
 
 

@@ -11,9 +11,8 @@ from common import flags as common_flags
 from common import loop
 from common.data_dir import resolve
 from common.progress import log
-from mnist_rnn import configs
+from mnist_rnn import configs, train
 from mnist_rnn.model import intra_op_threads
-from mnist_rnn.train import train_and_evaluate
 
 FLAGS = flags.FLAGS
 
@@ -38,15 +37,18 @@ def main(argv):
   common_flags.no_positional_arguments(argv, "--epochs=3")
   storage.check_model_dir(FLAGS.model_dir)
   config = common_flags.config_from_flags(configs.CONFIGS)
+  options = loop.RunOptions(**{**common_flags.run_options_from_flags(),
+                               "data_dir": resolve(FLAGS.data_dir, "MNIST_DATA_DIR", "mnist")})
+  # Decided from the devices (common/devices.py) before anything runs: a setting that cannot
+  # run here is refused now.
+  decided = train.resolve(config, FLAGS.model_dir, options, quiet=True)
   # Both process-wide, before any TensorFlow op: 1 thread per op with row groups (model.py).
-  threads = FLAGS.intra_op_threads or intra_op_threads(config)
+  threads = FLAGS.intra_op_threads or intra_op_threads(decided)
   common_flags.set_intra_op_threads(threads)
   strategy = common_flags.strategy_from_flags()  # multi-worker needs it before any op too
   log("ops run on %s", f"{threads} thread{'s' * (threads > 1)} each" if threads
       else "as many threads as TensorFlow gives them (one per core)")
-  options = loop.RunOptions(**{**common_flags.run_options_from_flags(),
-                               "data_dir": resolve(FLAGS.data_dir, "MNIST_DATA_DIR", "mnist")})
-  train_and_evaluate(config, FLAGS.model_dir, options, strategy)
+  train.train_and_evaluate(config, FLAGS.model_dir, options, strategy)
 
 
 if __name__ == "__main__":

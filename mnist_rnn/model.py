@@ -1,12 +1,14 @@
 """The recurrent classifier: 28 rows in, one at a time; the last hidden state picks the digit.
 
-`config.lstm` picks how the LSTM runs (common/lstm.py: reference, fast, keras), the same model
-each way; `cell`, `num_layers` and `bidirectional` generalise the tutorial's model.
+`config.lstm` picks how the LSTM runs (common/lstm.py: reference, fast, keras; auto: keras on
+a GPU without XLA, else fast), the same model each way; `cell`, `num_layers` and
+`bidirectional` generalise the tutorial's model. How it runs on this hardware is
+`common.devices`' decision (`decisions`).
 """
 import keras
 
 from common import cell_op as cell_op_library
-from common import fast_lstm, lstm, precision
+from common import devices, lstm
 from mnist_rnn.data import IMAGE_SIZE, NUM_CLASSES
 
 RNN_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
@@ -25,17 +27,20 @@ def build_model(config):
   Returns:
     A built Keras model: float32 images [batch, 28, 28] in [0, 1] -> logits [batch, 10].
   """
-  policy = _policy(config)
+  plan = decisions(config)
+  policy = _policy(plan)
+  # cuDNN's kernels where they apply (a GPU, outside XLA), else Keras' own loop.
+  cudnn = lstm.use_cudnn(plan.cudnn) if config.cell in devices.CUDNN_CELLS else {}
   inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="rows")  # [batch, 28 steps, 28]
   x = inputs
   for i in range(config.num_layers):
     last = i == config.num_layers - 1
-    if config.cell == "lstm" and config.lstm != "keras":
-      x = _our_lstm(x, config, policy, i, last)
+    if config.cell == "lstm" and plan.lstm != "keras":
+      x = _our_lstm(x, config, plan, policy, i, last)
       continue
     # Lower layers hand the whole sequence up; the top one returns only its last state.
     layer = RNN_LAYERS[config.cell](config.hidden_size, return_sequences=not last,
-                                    dtype=policy, name=f"{config.cell}_{i}")
+                                    dtype=policy, name=f"{config.cell}_{i}", **cudnn)
     if config.bidirectional:
       layer = keras.layers.Bidirectional(layer, dtype=policy, name=f"bidirectional_{i}")
     x = layer(x)  # [batch, hidden] or [batch, 28, hidden] (times 2 when bidirectional)
@@ -44,24 +49,32 @@ def build_model(config):
   return keras.Model(inputs, logits, name=f"mnist_{config.cell}")
 
 
+def decisions(config, hardware=None):
+  """How `config` runs on `hardware` (default: this machine's), its XLA setting as it is:
+  the LSTM (auto resolved), cuDNN, the precision, row groups, the cell op, the threads
+  (`common.devices.plan`)."""
+  return devices.plan(hardware or devices.visible(), config.lstm, config.cell,
+                      config.jit_compile, config.precision, "mixed_bfloat16",
+                      config.row_groups, config.cell_op)
+
+
 def row_groups(config):
   """How many independent chains of rows the fast LSTM runs (`config.row_groups`, or 0:
-  common.fast_lstm's default for this device); 0 for the other layers, which have no groups."""
-  if config.cell != "lstm" or config.lstm != "fast":
-    return 0
-  return config.row_groups or fast_lstm.default_row_groups(config.jit_compile)
+  common.devices' default here); 0 for the other layers, which have no groups."""
+  return decisions(config).row_groups
 
 
-def _policy(config):
+def _policy(plan):
   # Variables stay float32; under mixed_* the recurrent maths runs in bfloat16/float16.
-  return keras.mixed_precision.DTypePolicy(precision.resolve(config.precision))
+  return keras.mixed_precision.DTypePolicy(plan.precision)
 
 
 def uses_cell_op(config):
-  """Whether our LSTM layers run `common.cell_op`'s op: `config.cell_op`, without XLA, and
-  the op can run here (`cell_op.available`; it warns once where it cannot be built)."""
-  return (config.cell_op and row_groups(config) > 0 and not config.jit_compile
-          and cell_op_library.available(_policy(config).compute_dtype))
+  """Whether our LSTM layers run `common.cell_op`'s op: `config.cell_op`, on a CPU without
+  XLA (`common.devices`), and the op builds here (`cell_op.available`; it warns once where
+  it cannot be built)."""
+  plan = decisions(config)
+  return plan.cell_op and cell_op_library.available(_policy(plan).compute_dtype)
 
 
 def intra_op_threads(config):
@@ -73,17 +86,17 @@ def intra_op_threads(config):
   11.4-11.9 ms with TensorFlow's default of one thread per core; the plain `model.fit`
   baseline 17.3-17.4 against 17.7-18.0 ms, no slower.
   """
-  return 1 if row_groups(config) > 1 else 0
+  return decisions(config).intra_op_threads
 
 
-def _our_lstm(x, config, policy, index, last):
+def _our_lstm(x, config, plan, policy, index, last):
   """common.lstm.LSTM in place of keras.layers.LSTM: the same maths and initialisation
   (Glorot kernel, orthogonal recurrent kernel, forget bias 1: Keras' and the tutorial's)."""
 
   def layer(name):
     return lstm.LSTM(config.hidden_size, keras.initializers.GlorotUniform(),
                      keras.initializers.Orthogonal(), forget_bias=1.0,
-                     implementation=config.lstm, row_groups=max(row_groups(config), 1),
+                     implementation=plan.lstm, row_groups=max(plan.row_groups, 1),
                      under_xla=config.jit_compile, cell_op=uses_cell_op(config), dtype=policy,
                      name=name)
 

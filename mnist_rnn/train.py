@@ -10,7 +10,7 @@ import time
 import keras
 import tensorflow as tf
 
-from common import distribute, loop, precision, storage, training_state
+from common import devices, distribute, loop, storage, training_state
 from common.metrics import Mean
 from common.progress import Progress, format_seconds, log
 from mnist_rnn import configs, data, export
@@ -277,7 +277,7 @@ def train_and_evaluate(config, model_dir, options=loop.RunOptions(), strategy=No
   started = time.perf_counter()  # wall_seconds counts loading and building too
   strategy = strategy or tf.distribute.get_strategy()
   chief = distribute.ChiefDir(strategy, model_dir)
-  config = dataclasses.replace(config, precision=precision.resolve(config.precision))
+  config = resolve(config, chief.model_dir, options)
   log("precision %s; LSTM cell: %s", config.precision,
       "one op per step, compiled for this CPU" if uses_cell_op(config) else "TensorFlow ops")
   keras.utils.set_random_seed(config.seed)
@@ -289,6 +289,21 @@ def train_and_evaluate(config, model_dir, options=loop.RunOptions(), strategy=No
   task = ClassifierTask(config, options, model, optimizer, state, manager, steps, examples,
                         strategy, chief.path)
   return loop.run(task, chief)
+
+
+def resolve(config, model_dir, options=loop.RunOptions(), hardware=None, quiet=False):
+  """`config` as it runs on this hardware (common.devices.decide: the LSTM, XLA, the
+  precision), logged with why unless `quiet`; config.json records it. Auto keeps the
+  implementation a resumed run recorded. Raises UserError for settings that cannot run here."""
+  hardware = hardware or devices.visible()
+  trained = (loop.saved_config(model_dir) if model_dir else None) or {}
+  decisions = devices.decide(config, hardware, options.jit_compile_given, trained.get("lstm"),
+                             bfloat16_precision="mixed_bfloat16")
+  if not quiet:
+    log("on %s: %s", f"{len(hardware.gpus)} GPU(s)" if hardware.gpus else "the CPU",
+        decisions.describe())
+  return dataclasses.replace(config, lstm=decisions.lstm, jit_compile=decisions.jit_compile,
+                             precision=decisions.precision)
 
 
 def results(config, state, test, train_steps):

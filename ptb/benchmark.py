@@ -12,10 +12,10 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from common import benchmark, errors
+from common import benchmark, devices, errors
 from ptb import configs, train
 from ptb.optimizer import make_optimizer
-from ptb.model import BFLOAT16_MATMULS, PTBModel, forward_flops_per_token, resolve_precision
+from ptb.model import BFLOAT16_MATMULS, PTBModel, forward_flops_per_token
 
 FLAGS = flags.FLAGS
 
@@ -82,7 +82,8 @@ def run(config, precision, jit_compile, compare, steps, repeats):
   train_step, eval_step = our_steps(config, precision, jit_compile)
   times = benchmark.time_interleaved({"train": train_step, "eval": eval_step}, steps, repeats)
   result = {"app": "ptb", "config": dataclasses.asdict(config), "device": benchmark.device_name(),
-            "precision": precision, "jit_compile": jit_compile,
+            "precision": precision, "jit_compile": jit_compile, "lstm": config.lstm,
+            "cudnn": devices.runs_cudnn(devices.visible(), config.lstm, config.cell, jit_compile),
             "train_flops_per_step": 3 * forward, "eval_flops_per_step": forward,
             "peak_float32_matmul_flops_per_second": round(peak),
             "train": benchmark.rate_summary(times["train"], words, 3 * forward, peak),
@@ -112,9 +113,12 @@ def run(config, precision, jit_compile, compare, steps, repeats):
 def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
-  config = configs.get_config(FLAGS.model, lstm=FLAGS.lstm)
-  precision = resolve_precision(FLAGS.precision, FLAGS.jit_compile)
-  benchmark.print_json(run(config, precision, FLAGS.jit_compile, FLAGS.compare,
+  # Decided as ptb.main decides (common/devices.py): the defaults time what a user gets.
+  config = train.resolve(
+      configs.get_config(FLAGS.model, lstm=FLAGS.lstm, precision=FLAGS.precision,
+                         jit_compile=FLAGS.jit_compile), model_dir=None,
+      options=train.RunOptions(jit_compile_given=bool(FLAGS["jit_compile"].present)))
+  benchmark.print_json(run(config, config.precision, config.jit_compile, FLAGS.compare,
                            FLAGS.steps, FLAGS.repeats))
 
 
@@ -124,9 +128,11 @@ if __name__ == "__main__":
   flags.DEFINE_enum("precision", "auto", ["auto", "float32", BFLOAT16_MATMULS, "mixed_bfloat16"],
                     f"Compute dtype (auto: as ptb.main picks it; {BFLOAT16_MATMULS} needs "
                     "--jit_compile).")
-  flags.DEFINE_bool("jit_compile", True, "XLA-compile the steps.")
-  flags.DEFINE_enum("lstm", "fast", list(configs.CHOICES["lstm"]), "How the LSTM runs "
-                    "(common/lstm.py): reference, fast, or keras (cuDNN on a GPU).")
+  flags.DEFINE_bool("jit_compile", True, "XLA-compile the steps (by default off where the "
+                    "LSTM runs on cuDNN, as in ptb.main).")
+  flags.DEFINE_enum("lstm", "auto", list(configs.CHOICES["lstm"]), "How the LSTM runs "
+                    "(common/lstm.py): reference, fast, or keras (cuDNN on a GPU); auto: as "
+                    "ptb.main picks it (common/devices.py).")
   flags.DEFINE_bool("compare", False, "Also time every fast path against a Keras baseline.")
   flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)
   flags.DEFINE_integer("repeats", 5, "Timed blocks per variant.", lower_bound=1)

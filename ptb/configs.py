@@ -34,12 +34,15 @@ class SmallConfig:
   cell: str = "lstm"            # lstm, gru or rnn (a plain tanh RNN), as char-rnn's -model
   # How the LSTM runs, not what it computes (common/lstm.py): reference (TensorFlow's
   # autodiff, the yardstick), fast (the written-out passes; fastest on a CPU) or keras
-  # (keras.layers.LSTM: cuDNN on a GPU, the tutorial's rnn_mode=cudnn).
-  lstm: str = "fast"
-  # auto: bfloat16_matmuls where bfloat16 is fast and jit_compile is on, else float32
-  # (ptb.model.resolve_precision); config.json records what auto chose.
+  # (keras.layers.LSTM: cuDNN on a GPU, the tutorial's rnn_mode=cudnn); auto: keras on a GPU,
+  # fast on a CPU (common/devices.py). config.json records what auto chose.
+  lstm: str = "auto"
+  # auto: bfloat16_matmuls on a CPU fast at bfloat16 with jit_compile on, else float32 (TF32
+  # on a GPU; ptb.model.resolve_precision); config.json records what auto chose.
   precision: str = "auto"
-  jit_compile: bool = True      # XLA fuses the per-step gate arithmetic (PERFORMANCE.md)
+  # XLA fuses the per-step gate arithmetic (PERFORMANCE.md); off by default where the LSTM
+  # runs on cuDNN, which XLA cannot compile (common/devices.py).
+  jit_compile: bool = True
   seed: int = 0                 # initialisation and dropout
 
   @property
@@ -126,13 +129,14 @@ LEVELS = ("word", "char")
 CELLS = ("lstm", "gru", "rnn")
 EMBEDDING_INITS = ("uniform", "normal")
 PRECISIONS = ("auto", "float32", "bfloat16_matmuls", "mixed_bfloat16", "mixed_float16")
-CHOICES = {"level": LEVELS, "cell": CELLS, "lstm": ("reference", "fast", "keras"),
+CHOICES = {"level": LEVELS, "cell": CELLS, "lstm": ("auto", "reference", "fast", "keras"),
            "optimizer": ("sgd", "adam", "rmsprop"), "embedding_init": EMBEDDING_INITS,
            "precision": PRECISIONS}
 # Fields added after the first runs, with the value every run had before: an older
 # config.json is read with these (`upgrade`). Fields recorded later still (precision,
 # jit_compile, seed) are not known for older runs, so they are not compared.
-BEFORE_RECORDED = ("lstm", "level", "cell", "optimizer", "embedding_init")
+BEFORE_RECORDED = {"lstm": "fast", "level": "word", "cell": "lstm", "optimizer": "sgd",
+                   "embedding_init": "uniform"}
 ALIASES = {"max_max_epoch": "epochs"}  # the tutorial's names
 
 CONFIGS = {"small": SmallConfig, "medium": MediumConfig, "large": LargeConfig,
@@ -159,5 +163,4 @@ def upgrade(saved):
   saved = {ALIASES.get(name, name): value for name, value in saved.items()}
   if "fused_lstm" in saved:
     saved["lstm"] = "fast" if saved.pop("fused_lstm") else "keras"
-  defaults = dataclasses.asdict(SmallConfig())
-  return {**{name: defaults[name] for name in BEFORE_RECORDED}, **saved}
+  return {**BEFORE_RECORDED, **saved}

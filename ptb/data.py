@@ -325,26 +325,10 @@ def tiny_shakespeare():
       raise UserError(f"${SHAKESPEARE_FILE}={named} is not a file: point it at tiny "
                       "Shakespeare's input.txt, or unset it to use the downloaded copy")
     return pathlib.Path(named).expanduser()
-  path = data_dirs.CACHE_ROOT / "shakespeare" / "input.txt"
-  if path.exists():
-    return path
-  fetched = path.with_name(".input.txt.download")  # verified before it takes path's name
-  try:
-    logging.info("tiny Shakespeare not found at %s; downloading %s", path, SHAKESPEARE_URL)
-    try:
-      data_dirs.download(SHAKESPEARE_URL, fetched)
-    except UserError as e:
-      raise UserError(f"no tiny Shakespeare at {path} and {e}: pass --text_file=FILE, put "
-                      f"input.txt at {path}, or set ${SHAKESPEARE_FILE}=FILE") from None
-    actual = data_dirs.sha256_of(fetched)
-    if actual != SHAKESPEARE_SHA256:
-      raise UserError(f"the download of {SHAKESPEARE_URL} has sha256 {actual[:12]}..., not "
-                      f"{SHAKESPEARE_SHA256[:12]}...: it is corrupt and was deleted; run again "
-                      "to fetch it anew")
-    fetched.rename(path)
-  finally:
-    fetched.unlink(missing_ok=True)
-  return path
+  return data_dirs.fetch_once(
+      data_dirs.CACHE_ROOT / "shakespeare" / "input.txt", SHAKESPEARE_URL, SHAKESPEARE_SHA256,
+      "tiny Shakespeare", f"pass --text_file=FILE, put input.txt at "
+      f"{data_dirs.CACHE_ROOT / 'shakespeare' / 'input.txt'}, or set ${SHAKESPEARE_FILE}=FILE")
 
 
 def windows(ids, batch_size, num_steps):

@@ -23,7 +23,7 @@ import pathlib
 import tensorflow as tf
 from tensorboard.plugins import projector
 
-from common import storage
+from common import lstm, storage
 from ptb import data
 
 # What Python's str.split() splits on (str.isspace: also U+3000, the ideographic space, U+00A0
@@ -108,12 +108,15 @@ def start_id(vocab, level):
 
 
 def export(model, vocab, export_dir):
-  """Writes the SavedModel atomically (an existing export stays until the new one is whole)."""
+  """Writes the SavedModel atomically (an existing export stays until the new one is whole),
+  traced on TensorFlow's standard ops whatever the training ran (cuDNN's kernels have no CPU
+  kernel), so that it serves on any machine."""
   module = LanguageModelExport(model, vocab)
   signatures = {"serving_default": module.score, "score": module.score, "step": module.step,
                 "initial_state": module.initial_state, "vocabulary": module.vocabulary,
                 "level": module.level}
-  return storage.save_model(module, export_dir, signatures)
+  with lstm.standard_ops_only(model):
+    return storage.save_model(module, export_dir, signatures)
 
 
 def read_vocabulary(exported):

@@ -8,13 +8,16 @@ explicitly, rather than keeping it in Keras `stateful=True` variables, keeps the
 function of (ids, state): the same code trains, evaluates with batch 1, runs under
 tf.distribute (each replica carries the state of its own rows) and exports a streaming step.
 
-`config.lstm` picks how the LSTM runs (common/lstm.py: reference, fast, keras), the same model
-each way; `config.cell` swaps the LSTM for a GRU or a plain tanh RNN (char-rnn's `-model`).
+`config.lstm` picks how the LSTM runs (common/lstm.py: reference, fast, keras; auto: keras on
+a GPU without XLA, else fast, common/devices.py), the same model each way; `config.cell` swaps
+the LSTM for a GRU or a plain tanh RNN (char-rnn's `-model`).
 """
+import dataclasses
+
 import keras
 import tensorflow as tf
 
-from common import lstm, precision
+from common import devices, lstm
 from common.errors import UserError
 from ptb import fast_loss
 
@@ -36,6 +39,10 @@ class PTBModel(keras.layers.Layer):
     super().__init__(dtype=dtype, **kwargs)
     self._convert_input_args = False  # the state stays float32 under a mixed policy
     self._allow_non_tensor_positional_args = True  # numpy ids are fine
+    # How it runs on this hardware (lstm auto resolved; cuDNN only outside XLA).
+    decisions = devices.plan(devices.visible(), config.lstm, config.cell, jit_compile, precision)
+    self.cudnn = decisions.cudnn
+    config = dataclasses.replace(config, lstm=decisions.lstm)
     self.config = config
     # Sec. 4: every parameter uniform in [-init_scale, init_scale] (the tutorial's
     # variable-scope initializer, which also covers the softmax bias); the char config's
@@ -47,7 +54,7 @@ class PTBModel(keras.layers.Layer):
                                             embeddings_initializer=embedding_init,
                                             name="embedding", dtype=dtype)
     self.lstms = [_recurrent_layer(config, init, f"lstm_{i}", dtype, self.bfloat16_matmuls,
-                                   jit_compile) for i in range(config.num_layers)]
+                                   jit_compile, self.cudnn) for i in range(config.num_layers)]
     for i, layer in enumerate(self.lstms):
       setattr(self, f"lstm_{i}", layer)  # tf.train.Checkpoint does not follow Keras 3 lists
     self.softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init,
@@ -112,14 +119,14 @@ class PTBModel(keras.layers.Layer):
     return tf.where(keep, x * scale, tf.zeros_like(x))
 
 
-def _recurrent_layer(config, init, name, dtype, bfloat16_matmuls, jit_compile):
+def _recurrent_layer(config, init, name, dtype, bfloat16_matmuls, jit_compile, cudnn):
   """One recurrent layer, called as layer(x, h, c, training) -> (outputs, h, c).
 
   Forget bias 0 and zero biases: the tutorial's BasicLSTMCell(forget_bias=0.0).
   """
   if config.cell != "lstm" or config.lstm == "keras":
     return lstm.keras_layer(config.cell, config.hidden_size, init, init, forget_bias=0.0,
-                            name=name, dtype=dtype)
+                            name=name, dtype=dtype, cudnn=cudnn)
   return lstm.LSTM(config.hidden_size, init, init, forget_bias=0.0,
                    implementation=config.lstm, bfloat16_matmuls=bfloat16_matmuls,
                    under_xla=jit_compile, name=name, dtype=dtype)
@@ -137,11 +144,14 @@ def forward_flops_per_token(config):
   return recurrent + 2 * hidden * config.vocab_size
 
 
-def resolve_precision(name, jit_compile):
-  """The --precision to train with: 'auto' is bfloat16_matmuls where that is fast, else float32.
+def resolve_precision(name, jit_compile, hardware=None):
+  """The --precision to train with: 'auto' is bfloat16_matmuls on a CPU fast at bfloat16 with
+  XLA, else float32 (on a GPU TensorFlow runs it as TF32; common.devices.auto_precision).
 
-  bfloat16_matmuls is the fastest numerically safe mode (the perplexity of float32, README);
-  the whole model in bfloat16 (mixed_bfloat16) is faster still but loses perplexity.
+  bfloat16_matmuls is the fastest numerically safe mode on such a CPU (the perplexity of
+  float32, README); the whole model in bfloat16 (mixed_bfloat16) is faster still but loses
+  perplexity. Never float16: it needs loss scaling, which plain SGD does not do.
+  `hardware`: a `common.devices.Hardware` (default: this machine's).
   """
   if name == "mixed_float16":
     raise UserError("--precision=mixed_float16 needs loss scaling, which ptb's plain SGD does "
@@ -150,5 +160,6 @@ def resolve_precision(name, jit_compile):
     raise UserError(f"--precision={BFLOAT16_MATMULS} needs --jit_compile: only XLA multiplies "
                     "bfloat16 inputs into float32 results; use --precision=float32 without it")
   if name == "auto":
-    return BFLOAT16_MATMULS if jit_compile and precision.has_fast_bfloat16() else "float32"
+    return devices.auto_precision(hardware or devices.visible(),
+                                  BFLOAT16_MATMULS if jit_compile else None)[0]
   return name

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from common import data_dir as data_dirs
-from common import distribute, loop, metrics, storage, training_state
+from common import devices, distribute, loop, metrics, storage, training_state
 from common.errors import UserError
 from common.progress import log
 from ptb import configs, data, evaluation, export
@@ -44,6 +44,9 @@ def make_steps(model, config, jit_compile=False, strategy=None, optimizer=None):
   if model.bfloat16_matmuls and not jit_compile:
     raise UserError(f"{BFLOAT16_MATMULS} needs jit_compile: only XLA multiplies bfloat16 inputs "
                     "into float32 results")
+  if model.cudnn and jit_compile:  # never cuDNN inside XLA (common.devices)
+    raise ValueError("this PTBModel runs cuDNN's kernels, which XLA cannot compile: build it "
+                     "with jit_compile=True, or make its steps without XLA")
   batch_size = config.batch_size
   with strategy.scope():
     model.create_variables()  # the step must see every variable it trains
@@ -267,8 +270,7 @@ def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
   """
   strategy = strategy or tf.distribute.get_strategy()
   chief = distribute.ChiefDir(strategy, model_dir)
-  config = dataclasses.replace(config, precision=resolve_precision(config.precision,
-                                                                   config.jit_compile))
+  config = resolve(config, chief.model_dir, options)
   ids, vocab = load_data(options, config)
   config = dataclasses.replace(config, vocab_size=len(vocab))
   log("config: %s", config)
@@ -279,6 +281,26 @@ def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
   task = LanguageModelTask(config, options, model, optimizer, train_state, manager, steps, ids,
                            vocab, strategy, chief.path)
   return loop.run(task, chief)
+
+
+def resolve(config, model_dir, options=RunOptions(), hardware=None):
+  """`config` as it runs on this hardware (common.devices.decide: the LSTM, XLA, the precision),
+  logged with why; config.json records it. Auto keeps the implementation a resumed run
+  recorded. Raises UserError for settings that cannot run here."""
+  hardware = hardware or devices.visible()
+  trained = (loop.saved_config(model_dir, configs.upgrade) if model_dir else None) or {}
+  decisions = devices.decide(
+      config, hardware,
+      # bfloat16_matmuls asks for XLA as --jit_compile does: only XLA runs it.
+      jit_compile_given=(f"--precision={BFLOAT16_MATMULS}" if config.precision ==
+                         BFLOAT16_MATMULS else options.jit_compile_given),
+      trained_lstm=trained.get("lstm"),
+      bfloat16_precision=BFLOAT16_MATMULS if config.jit_compile else None)
+  log("on %s: %s", f"{len(hardware.gpus)} GPU(s)" if hardware.gpus else "the CPU",
+      decisions.describe())
+  return dataclasses.replace(
+      config, lstm=decisions.lstm, jit_compile=decisions.jit_compile,
+      precision=resolve_precision(decisions.precision, decisions.jit_compile))
 
 
 def check_config(model_dir, config, write=True):

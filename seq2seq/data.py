@@ -5,6 +5,8 @@ Tasks (`load`, by `config.task`):
            (118,964 lines from Tatoeba via manythings.org, the tutorial's file). The source is
            column B and the target column A, Spanish -> English as the tutorial translates;
            `reverse_pairs` swaps them. Any file of that shape goes through the same reader.
+           Without a file named, spa.txt is read from the per-user cache, fetched there once
+           from the tutorial's spa-eng.zip (`spa_eng_file`).
   dates    dates written the ways people write them -> ISO 8601 (seq2seq/dates.py).
   reverse  random strings of 20 symbols (a-t), lengths uniform in [min_length, max_length] ->
            the string reversed: accuracy against length, with and without attention.
@@ -19,8 +21,14 @@ reads raw strings in its graph with TensorFlow alone, exactly as training read t
         accents off ("todavía" -> "todavia"). Core TensorFlow has no Unicode normalisation and
         the export must run without tensorflow_text, so accented letters stay letters. spa.txt
         is precomposed (no combining marks); a decomposed input loses its marks ("í" -> "i").
+  word_bare  as word, but . ? ! , ¿ ¡ are dropped too: words only. What Keras' TextVectorization
+        ("lower_and_strip_punctuation") leaves of spa.txt after Géron's removal of ¡ and ¿ (his
+        Hands-On Machine Learning, 3rd ed., ch. 16), so that token accuracy counts words only,
+        as his does (a "." is an easy token to get right). Keras keeps digits; spa.txt's few
+        sentences with digits are the one difference.
+            "¿Todavía están en casa?" -> "todavía están en casa"
   char  lower-case, whitespace collapsed, stripped; every character kept (dates need "/", "-").
-Tokens: `word` splits on the space, `char` takes Unicode code points (as tf.strings.unicode_split).
+Tokens: `word` and `word_bare` split on the space, `char` takes Unicode code points (as tf.strings.unicode_split).
 
 Vocabulary (one per side, of the training split only): [PAD] 0, [UNK] 1, [START] 2, [END] 3,
 then the tokens by descending count, ties in code-point order, `max_size` ids in all; others
@@ -53,6 +61,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from common import data_dir as data_dirs
 from common.errors import UserError
 from seq2seq import dates
 from seq2seq.configs import LEVELS
@@ -66,6 +75,11 @@ REVERSE_SYMBOLS = "abcdefghijklmnopqrst"
 BUCKET_BATCHES = 20
 # What Python's str.split() splits on (str.isspace); RE2's \s is ASCII whitespace only.
 WHITESPACE = r"[\s\x{0b}\x{1c}-\x{1f}\x{85}\p{Z}]"
+# The tutorial's download, and the sha256 of its member spa-eng/spa.txt (../shared/data's
+# SOURCES.md): the text is checked, not the zip around it.
+SPA_ENG_URL = "https://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip"
+SPA_ENG_MEMBER = "spa-eng/spa.txt"
+SPA_ENG_SHA256 = "6ec60e212f812ee3430f7568ea6f33b6fb080e32193c5952e8da0ee8ba45574c"
 
 
 def tf_standardize(texts, level="word"):
@@ -75,6 +89,9 @@ def tf_standardize(texts, level="word"):
     texts = tf.strings.regex_replace(texts, r"[.?!,¿¡]", r" \0 ")
     texts = tf.strings.regex_replace(texts, WHITESPACE, " ")
     texts = tf.strings.regex_replace(texts, r"[^\p{L} .?!,¿¡]", "")
+  elif level == "word_bare":
+    texts = tf.strings.regex_replace(texts, WHITESPACE, " ")
+    texts = tf.strings.regex_replace(texts, r"[^\p{L} ]", "")
   texts = tf.strings.regex_replace(texts, WHITESPACE + "+", " ")
   return tf.strings.strip(texts)
 
@@ -168,9 +185,7 @@ def load(config, pairs_file=""):
   check_level(config.level)
   sizes = (config.train_size, config.validation_size, config.test_size)
   if config.task == "spa-eng":
-    if not pairs_file:
-      raise UserError("--task=spa-eng needs --pairs_file=PATH: a tab-separated file of "
-                      "English<TAB>Spanish lines such as the tutorial's spa-eng/spa.txt")
+    pairs_file = pairs_file or spa_eng_file()
     return load_pairs(pairs_file, config.level, config.reverse_pairs, config.data_seed, sizes)
   if config.task == "dates":
     stream = dates.pairs(sum(sizes), config.data_seed)
@@ -180,6 +195,21 @@ def load(config, pairs_file=""):
     raise UserError(f"task {config.task!r} is unknown: use --task=spa-eng, dates or reverse")
   sources = standardize([source for source, _ in stream], config.level)
   return split_stream(list(zip(sources, [target for _, target in stream])), sizes)
+
+
+def spa_eng_file():
+  """The path of the tutorial's spa.txt in the per-user cache, fetched there (from its
+  spa-eng.zip, the text's sha256 checked) the first time.
+
+  Raises:
+    UserError: offline with no copy, saying how to provide one; or a download whose spa.txt
+      is not the tutorial's (nothing is kept).
+  """
+  return data_dirs.fetch_once(
+      data_dirs.CACHE_ROOT / "spa-eng" / "spa.txt", SPA_ENG_URL, SPA_ENG_SHA256, "spa.txt",
+      "pass --pairs_file=FILE (tab-separated English<TAB>Spanish lines), put spa.txt at "
+      f"{data_dirs.CACHE_ROOT / 'spa-eng' / 'spa.txt'}, or set $SPA_ENG_FILE=FILE",
+      member=SPA_ENG_MEMBER)
 
 
 def split_stream(pairs, sizes):
@@ -254,6 +284,7 @@ def load_pairs(path, level="word", reverse=False, seed=0, sizes=(0, 0, 0)):
   pairs = read_pairs(path)
   column_a = standardize([a for a, _ in pairs], level)
   column_b = standardize([b for _, b in pairs], level)
+  # The split is by the word-standardised English side whatever the level: the same splits.
   keys = column_a if level == "word" else standardize([a for a, _ in pairs], "word")
   splits = {split: [] for split in SPLITS}
   dropped = 0

@@ -30,7 +30,8 @@ class Translation(typing.NamedTuple):
   """One decoded sentence."""
   ids: np.ndarray        # int32 [output_len]: the tokens, without [END]
   score: float           # the scoring rule of the module docstring ([END] included)
-  alignment: typing.Optional[np.ndarray]  # [output_len, src_len] attention weights, or None
+  # [output_len + 1, src_len] attention weights ([END]'s row last), or None
+  alignment: typing.Optional[np.ndarray]
 
 
 def greedy(model, source, max_length):
@@ -147,13 +148,14 @@ def _shape(tensor):
 
 
 def _translations(source, ids, scores, attention):
-  """One Translation per row: ids cut at [END], alignment cut to the source's own length."""
+  """One Translation per row: ids cut at [END], alignment cut after [END]'s row and to the
+  source's own length."""
   source, ids, scores = np.asarray(source), ids.numpy(), scores.numpy()
   attention = None if attention is None else attention.numpy()
   translations = []
   for row, row_ids in enumerate(ids):
     length = int(np.argmax(row_ids == data.END_ID))  # every hypothesis has an [END]
     source_length = int(np.count_nonzero(source[row] != data.PAD_ID))
-    alignment = None if attention is None else attention[row, :length, :source_length]
+    alignment = None if attention is None else attention[row, :length + 1, :source_length]
     translations.append(Translation(row_ids[:length], float(scores[row]), alignment))
   return translations

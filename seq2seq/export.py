@@ -17,7 +17,7 @@ padded batch.
 """
 import tensorflow as tf
 
-from common import storage
+from common import lstm, storage
 from seq2seq import data, decoding
 
 
@@ -60,8 +60,11 @@ class Translator(tf.Module):
 
 
 def export(model, vocabs, config, export_dir):
-  """Writes the SavedModel (swapped in whole) with its `translate` signature."""
+  """Writes the SavedModel (swapped in whole) with its `translate` signature, traced on
+  TensorFlow's standard ops whatever the training ran (no cuDNN op, which has no CPU kernel),
+  so that it serves on any machine."""
   translator = Translator(model, vocabs, config)
-  return storage.save_model(translator, export_dir,
-                            {"translate": translator.translate,
-                             "serving_default": translator.translate})
+  with lstm.standard_ops_only(model):
+    return storage.save_model(translator, export_dir,
+                              {"translate": translator.translate,
+                               "serving_default": translator.translate})

@@ -1,7 +1,7 @@
 """Trains the encoder-decoder from the command line: flags in, `seq2seq.train` does the rest.
 
 Usage: python -m seq2seq.main --task=dates --model_dir=DIR             # minutes
-       python -m seq2seq.main --task=spa-eng --pairs_file=spa.txt --model_dir=DIR
+       python -m seq2seq.main --task=spa-eng --model_dir=DIR     # or --pairs_file=FILE
        python -m seq2seq.main --task=reverse --attention=none --model_dir=DIR
        python -m seq2seq.main --helpfull   # every flag; each config field is one
 `--task` picks the configuration of that name unless `--model` names another.
@@ -24,7 +24,8 @@ def define_flags():
                       "resume.")
   flags.DEFINE_string("pairs_file", os.environ.get("SPA_ENG_FILE", ""), "--task=spa-eng: a "
                       "UTF-8 file of tab-separated sentence pairs, English<TAB>Spanish as the "
-                      "tutorial's spa-eng/spa.txt (default: $SPA_ENG_FILE).")
+                      "tutorial's spa-eng/spa.txt (default: $SPA_ENG_FILE, else the tutorial's "
+                      "spa.txt, downloaded once into ~/.cache/rnn_tutorials/spa-eng/).")
   common_flags.define_run_flags(checkpoint_every_steps=500, log_every_steps=0)
   common_flags.define_config_flags(configs.SpaEngConfig, configs.CONFIGS, "spa_eng",
                                    configs.CHOICES, skip=())

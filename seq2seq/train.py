@@ -13,13 +13,17 @@ import tensorflow as tf
 
 from common import distribute, loop, storage, training_state
 from common.progress import log
-from seq2seq import data, decoding, export, metrics
+from seq2seq import data, decoding, export, figures, metrics
 from seq2seq.model import Seq2Seq
 
 LOG_LINE = ("epoch %3d  %5.3f  loss %7.4f  token accuracy %7.3f%%  lr %.1e  %6.0f tokens/s  "
             "ETA %s")
 VALIDATION_DECODED = 1000  # validation pairs decoded each epoch (all of them are scored)
 DECODE_BATCH = 256
+ALIGNMENT_EXAMPLES = 3     # validation pairs whose alignments TensorBoard shows each epoch
+# Source lengths per bucket of the *_by_length results: words (Bahdanau et al.'s Figure 2
+# buckets by 10), characters (dates run 8-29, the sweep 3-80).
+LENGTH_BUCKET = {"word": 10, "word_bare": 10, "char": 5}
 BATCH_SPEC = ((tf.TensorSpec([None, None], tf.int32),) * 2, tf.TensorSpec([None, None], tf.int32))
 
 
@@ -50,7 +54,9 @@ def make_steps(model, optimizer):
 
   def eval_step(batch):
     (source, decoder_input), target = batch
-    return sums(model((source, decoder_input))[0], target)
+    logits = model((source, decoder_input))[0]
+    correct, real = metrics.correct_tokens(logits, target)  # per sentence, for by-length sums
+    return {**sums(logits, target), "row_correct": correct, "row_count": real}
 
   # One graph for every batch shape: the batches are padded to their own longest row.
   return (tf.function(train_step, input_signature=[BATCH_SPEC]),
@@ -117,26 +123,50 @@ class TranslationTask(loop.Task):
     """Teacher-forced loss and token accuracy of a whole split; its first `limit` pairs
     decoded (exact match; BLEU for spa-eng), overall and by source length."""
     totals = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+    row_correct, row_count = [], []
     for batch in data.batches(self.examples[split], DECODE_BATCH):
-      for name, value in self.eval_fn(batch).items():
-        totals[name] += float(value)
+      out = self.eval_fn(batch)
+      for name in totals:
+        totals[name] += float(out[name])
+      row_correct.append(out["row_correct"].numpy())
+      row_count.append(out["row_count"].numpy())
+    width = LENGTH_BUCKET[self.config.level]
+    lengths = [len(data.tokens_of(source, self.config.level)) for source, _ in self.splits[split]]
+    by_length = metrics.bucket_sums(lengths, np.concatenate(row_correct),
+                                    np.concatenate(row_count), width)
     result = {"loss": totals["loss"] / totals["count"],
-              "token_accuracy": totals["correct"] / totals["count"]}
+              "token_accuracy": totals["correct"] / totals["count"],
+              "token_accuracy_by_length": {f"{a}-{b}": n / d for (a, b), (n, d)
+                                           in by_length.items()}}
     pairs = self.splits[split][:limit]
     hypotheses, _ = translate_pairs(self.model, self.vocabs, pairs, self.config,
                                     beam_width or self.config.beam_width)
     references = [target for _, target in pairs]
-    lengths = [len(data.tokens_of(source, self.config.level)) for source, _ in pairs]
     right = metrics.exact_matches(hypotheses, references)
     result["exact_match"] = float(right.mean())
     result["exact_match_by_length"] = {
-        f"{a}-{b}": n / d for (a, b), (n, d) in metrics.bucket_sums(lengths, right).items()}
+        f"{a}-{b}": n / d for (a, b), (n, d)
+        in metrics.bucket_sums(lengths[:len(pairs)], right, width=width).items()}
     if self.config.task == "spa-eng":
       result["bleu"] = metrics.bleu(hypotheses, references)
       result["bleu_by_length"] = {f"{a}-{b}": score for (a, b), (score, _)
                                   in metrics.bleu_by_length(hypotheses, references,
-                                                            lengths).items()}
+                                                            lengths[:len(pairs)]).items()}
     return result
+
+  def images(self, epoch):
+    """The alignments of the first ALIGNMENT_EXAMPLES validation pairs, as decoded now."""
+    if self.config.attention == "none":
+      return {}
+    pairs = self.splits["validation"][:ALIGNMENT_EXAMPLES]
+    _, translations = translate_pairs(self.model, self.vocabs, pairs, self.config, 1)
+    pictures = []
+    for (source, _), translation in zip(pairs, translations):
+      output = [self.vocabs[1].tokens[i] for i in translation.ids] + [data.END]
+      pictures.append(figures.to_image(figures.alignment(
+          data.tokens_of(source, self.config.level), output, translation.alignment,
+          f"epoch {epoch + 1}")))
+    return {"validation": {"alignment": pictures}}
 
   def finish(self, history, summaries):
     """The test split decoded with the configured beam, the SavedModel; the results."""
@@ -182,7 +212,7 @@ def build(config, vocabs, chief, options):
   """The model, Adam and the TrainState, restored if saved; the model's weights exist."""
   keras.utils.set_random_seed(config.seed)
   model = Seq2Seq(config, len(vocabs[0]), len(vocabs[1]))
-  one = tf.ones([1, 1], tf.int32)
+  one = tf.ones([1, 2], tf.int32)  # two source positions: a softmax over one warns
   model((one, one))  # creates the weights, so they restore
   optimizer = keras.optimizers.Adam(config.learning_rate)
   optimizer.build(model.trainable_variables)

@@ -25,25 +25,6 @@ def translate(exported, sentences):
   return {name: value.numpy() for name, value in out.items()}
 
 
-def plot(source_tokens, output_tokens, alignment, path):
-  """Draws `alignment` [outputs, sources] as a heatmap to `path` (PNG) atomically."""
-  import matplotlib  # pylint: disable=import-outside-toplevel: only --plot needs it
-  matplotlib.use("Agg")
-  from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-  figure, axes = pyplot.subplots(figsize=(1 + 0.45 * len(source_tokens),
-                                          1 + 0.45 * len(output_tokens)))
-  axes.imshow(alignment, cmap="viridis", vmin=0, vmax=1)
-  axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=90)
-  axes.set_yticks(range(len(output_tokens)), output_tokens)
-  axes.set(xlabel="source", ylabel="output")
-  figure.tight_layout()
-  path = pathlib.Path(path)
-  tmp = path.with_name(f".{path.name}-tmp.png")
-  figure.savefig(tmp, dpi=100)
-  pyplot.close(figure)
-  tmp.replace(path)
-
-
 def main(argv):
   sentences = argv[1:]
   if not sentences:
@@ -74,7 +55,11 @@ def main(argv):
     if not out["alignments"][0].any():
       raise errors.UserError("this model has no attention (--attention=none): no alignment "
                              "to draw")
-    plot(source, output, out["alignments"][0][:len(output), :len(source)], FLAGS.plot)
+    # Imported here: translating needs TensorFlow and the export only, not matplotlib.
+    from seq2seq import figures  # pylint: disable=import-outside-toplevel
+    figures.save(figures.alignment(source, output,
+                                   out["alignments"][0][:len(output), :len(source)]),
+                 FLAGS.plot)
     logging.info("wrote %s", FLAGS.plot)
 
 

@@ -8,9 +8,19 @@ import sys
 import pytest
 import tensorflow as tf
 
-from common import cell_op
+# The tests compare float32 results at tight tolerances (fast against reference, ours against
+# Keras, one replica against two): on a GPU of Ampere or later they run without TF32, here and
+# in the command lines they start, which inherit the variable (common.devices.prepare_gpus).
+# Before `common`'s import, which reads it.
+os.environ["RNN_TUTORIALS_NO_TF32"] = "1"
+
+from common import cell_op, devices  # pylint: disable=wrong-import-position
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# GPU memory that grows as it is used, before any op: the command lines the tests run in
+# processes of their own need some too. (`common`'s import did it; here it is explicit.)
+devices.prepare_gpus()
 
 # Two logical CPU devices, so tests can run MirroredStrategy with 2 replicas in process. It has
 # to happen before TensorFlow initialises its devices; ops still default to /cpu:0.

@@ -85,7 +85,7 @@ PTB_TINY = dataclasses.replace(ptb_configs.TestConfig(), vocab_size=30, hidden_s
 def _ptb_steps(strategy, weights, jit_compile, config=PTB_TINY, steps=4):
   """Trains `config` `steps` windows from `weights`; returns (NLLs, weights, final state)."""
   with strategy.scope():
-    model = PTBModel(config)
+    model = PTBModel(config, jit_compile=jit_compile)  # on a GPU: cuDNN only without XLA
     model.create_variables()
     optimizer = make_optimizer(config)  # None: plain SGD
     if optimizer is not None:
@@ -106,11 +106,14 @@ def _ptb_steps(strategy, weights, jit_compile, config=PTB_TINY, steps=4):
   return losses, model.get_weights(), distribute.gather_rows(strategy, state, axis=2).numpy()
 
 
-# Adam (the character config's): the replicas' summed, clipped gradients update once.
-@pytest.mark.parametrize("jit_compile,optimizer", [(False, "sgd"), (True, "sgd"),
-                                                   (False, "adam")])
-def test_ptb_two_replicas_train_like_one_device(jit_compile, optimizer):
-  config = dataclasses.replace(PTB_TINY, optimizer=optimizer)
+# Adam (the character config's): the replicas' summed, clipped gradients update once. keras:
+# what GPUs run by default (common/devices.py: keras.layers.LSTM without XLA), the embedding's
+# sparse gradient summed over replicas as on the fast path.
+@pytest.mark.parametrize("jit_compile,optimizer,lstm", [
+    (False, "sgd", "fast"), (True, "sgd", "fast"), (False, "adam", "fast"),
+    (False, "sgd", "keras")])
+def test_ptb_two_replicas_train_like_one_device(jit_compile, optimizer, lstm):
+  config = dataclasses.replace(PTB_TINY, optimizer=optimizer, lstm=lstm)
   keras.utils.set_random_seed(0)
   reference = PTBModel(config)
   reference.create_variables()

@@ -290,8 +290,9 @@ def test_ptb_benchmark_times_the_step_ptb_train_runs_by_default():
   result = run_cli("ptb.benchmark", "--model=test", "--steps=2", "--repeats=2")
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads(result.stdout)
-  assert report["jit_compile"] is True
-  assert report["precision"] == ptb_model.resolve_precision("auto", jit_compile=True)
+  default = ptb_train.resolve(ptb_configs.TestConfig(), None)  # as ptb.main decides here
+  assert (report["lstm"], report["jit_compile"], report["precision"]) == (
+      default.lstm, default.jit_compile, default.precision)
   assert_clean_error(run_cli("ptb.benchmark", "--model=test", "--precision=bfloat16_matmuls",
                              "--nojit_compile"), "--precision=bfloat16_matmuls", "--jit_compile")
 
@@ -313,15 +314,21 @@ def test_benchmarked_train_steps_train():
 
 
 def test_auto_precision_follows_the_hardware():
-  from common import precision  # pylint: disable=import-outside-toplevel
-  expected = "mixed_bfloat16" if precision.has_fast_bfloat16() else "float32"
-  assert precision.resolve("auto") == expected
+  from common import devices, precision  # pylint: disable=import-outside-toplevel
+  fast_cpu, slow_cpu = devices.Hardware(cpu_bfloat16=True), devices.Hardware()
+  gpu = devices.Hardware(gpus=((8, 0),), cpu_bfloat16=True)
+  assert [precision.resolve("auto", hardware) for hardware in (fast_cpu, slow_cpu, gpu)] == [
+      "mixed_bfloat16", "float32", "float32"]  # a GPU: float32, run as TF32
+  expected = "mixed_bfloat16" if devices.visible().cpu_bfloat16 else "float32"
+  assert precision.resolve("auto") == expected or devices.visible().gpus
   for explicit in ("float32", "mixed_bfloat16", "mixed_float16"):
-    assert precision.resolve(explicit) == explicit
+    assert precision.resolve(explicit, gpu) == explicit
   # ptb: the float32 model with the bfloat16 softmax, which needs XLA.
-  expected = "bfloat16_matmuls" if precision.has_fast_bfloat16() else "float32"
-  assert ptb_model.resolve_precision("auto", jit_compile=True) == expected
-  assert ptb_model.resolve_precision("auto", jit_compile=False) == "float32"
+  assert ptb_model.resolve_precision("auto", True, fast_cpu) == "bfloat16_matmuls"
+  for hardware in (fast_cpu, slow_cpu, gpu):
+    assert ptb_model.resolve_precision("auto", jit_compile=False, hardware=hardware) == "float32"
+  assert ptb_model.resolve_precision("auto", True, slow_cpu) == "float32"
+  assert ptb_model.resolve_precision("auto", True, gpu) == "float32"  # never float16 for SGD
 
 
 def test_ptb_keras_lstm_starts_like_ours():

@@ -45,7 +45,7 @@ def test_dry_run_reports_every_step_with_its_log(dry_run):
   records = [report[name] for name in report["steps"] if name != "benchmarks"]
   records += list(report["benchmarks"].values())
   logs = [record["log"] for record in records if "log" in record and record["status"] != "skipped"]
-  assert {"tests.log", "training.log", "benchmark_mnist_rnn.log"} <= set(logs)
+  assert {"tests.log", "training.log", "benchmark_mnist_rnn_default.log"} <= set(logs)
   for log in logs:
     assert (out / log).stat().st_size > 0, log
   assert not list(out.glob(".gpu_check-*"))  # written through a temporary file, renamed
@@ -60,18 +60,26 @@ def test_dry_run_tests_pass_and_are_counted(dry_run):
 
 @pytest.mark.slow
 def test_dry_run_benchmarks_report_positive_rates(dry_run):
-  benchmarks = dry_run[1]["benchmarks"]
-  assert set(benchmarks) == set(gpu_check.PTB_BENCHMARKS) | {"mnist_rnn"}
-  for name in ("ptb_medium_float32", "ptb_medium_mixed_bfloat16", "mnist_rnn"):
+  result, report, _ = dry_run
+  benchmarks = report["benchmarks"]
+  assert list(benchmarks) == list(gpu_check.BENCHMARKS)  # the defaults first
+  for name in ("ptb_medium_default", "mnist_rnn_default", "ptb_medium_keras_mixed_bfloat16",
+               "ptb_medium_fast_xla"):
     record = benchmarks[name]
     assert record["status"] == "ok", record
     assert record["per_second"] > 0 and 0 < record["utilisation"] < 1, record
     assert record["peak_float32_matmul_flops_per_second"] > 0
-  assert benchmarks["ptb_medium_float32"]["train_words_per_second"] > 0
-  assert benchmarks["ptb_medium_mixed_bfloat16"]["precision"] == "mixed_bfloat16"
-  assert benchmarks["ptb_medium_float32"]["model"] == "test"
+    assert f"ran: {record['path']}" in result.stdout  # printed, which path ran
+  assert benchmarks["ptb_medium_default"]["train_words_per_second"] > 0
+  assert benchmarks["ptb_medium_default"]["model"] == "test"
+  # What a user gets on a CPU (the dry run hides any GPU): the fast LSTM, no cuDNN.
+  for name in ("ptb_medium_default", "mnist_rnn_default"):
+    assert benchmarks[name]["path"].startswith("lstm fast, XLA "), benchmarks[name]
+  assert benchmarks["ptb_medium_keras_mixed_bfloat16"]["path"] == (
+      "lstm keras, XLA off, mixed_bfloat16")
+  assert benchmarks["ptb_medium_fast_xla"]["path"].startswith("lstm fast, XLA on, ")
   # Medium and large are both the test config in a dry run: timed once.
-  assert benchmarks["ptb_large_float32"]["status"] == "skipped"
+  assert benchmarks["ptb_large_default"]["status"] == "skipped"
 
 
 @pytest.mark.slow
@@ -84,15 +92,30 @@ def test_dry_run_trains_an_epoch_and_leaves_the_targets_unjudged(dry_run):
   assert math.isfinite(valid) and valid > 1
   assert math.isfinite(training["test_perplexity"])
   assert "valid perplexity" in dry_run[0].stdout  # the per-epoch table is printed
+  assert training["path"].startswith("lstm fast, XLA on, ")  # the defaults, on the CPU
+  assert f"training ran: {training['path']}" in dry_run[0].stdout
   assert set(report["targets"]) == set(gpu_check.TARGETS)
   assert {t["status"] for t in report["targets"].values()} == {"not run"}
 
 
+def test_the_defaults_are_benchmarked_and_trained_first():
+  """What a user gets (no flags) comes before the explicit variants, and trains."""
+  flags = [flags for _, _, flags in gpu_check.BENCHMARKS.values()]
+  defaults = [name for name, (_, _, flags) in gpu_check.BENCHMARKS.items() if not flags]
+  assert list(gpu_check.BENCHMARKS)[:len(defaults)] == defaults
+  assert {module for module, _, flags in gpu_check.BENCHMARKS.values() if not flags} == {
+      "ptb.benchmark", "mnist_rnn.benchmark"}
+  assert all(flags[len(defaults):])
+  assert gpu_check.TRAIN_FLAGS == [] and gpu_check.TRAIN_BENCHMARK in defaults
+  assert gpu_check.path("keras", True, False, "float32") == "lstm keras (cuDNN), XLA off, float32"
+
+
 def test_targets_are_met_or_not_from_the_best_variant():
   report = {"dry_run": False, "training": {"test_perplexity": 82.5, "data": "/data/ptb"},
-            "benchmarks": {"ptb_medium_float32": {"status": "ok", "per_second": 90_000},
-                           "ptb_medium_mixed_bfloat16": {"status": "ok", "per_second": 120_000},
-                           "ptb_large_float32": {"status": "timeout"}}}
+            "benchmarks": {"ptb_medium_default": {"status": "ok", "per_second": 90_000},
+                           "ptb_medium_keras_mixed_bfloat16": {"status": "ok",
+                                                               "per_second": 120_000},
+                           "ptb_large_default": {"status": "timeout"}}}
   targets = gpu_check.targets(report)
   assert targets["ptb_medium_train_words_per_second"]["status"] == "met"
   assert targets["ptb_large_train_words_per_second"]["status"] == "not run"

@@ -101,16 +101,18 @@ def test_an_old_run_directorys_config_reads_as_todays(tmp_path):
   import dataclasses  # pylint: disable=import-outside-toplevel
   import json  # pylint: disable=import-outside-toplevel
   from ptb import train  # pylint: disable=import-outside-toplevel
-  small = dataclasses.asdict(configs.SmallConfig())
+  small = dataclasses.asdict(train.resolve(configs.SmallConfig(), None))  # as recorded
   old = {k: v for k, v in small.items()
          if k not in ("lstm", "level", "cell", "optimizer", "embedding_init")}
   for fused_lstm, lstm in ((True, "fast"), (False, "keras")):
     assert configs.upgrade({**old, "fused_lstm": fused_lstm}) == {**small, "lstm": lstm}
   (tmp_path / "checkpoints").mkdir()
   (tmp_path / "config.json").write_text(json.dumps({**old, "fused_lstm": True}))
-  train.check_config(tmp_path, configs.SmallConfig())  # resumes: no error
+  # Resumes (lstm=auto keeps the recorded implementation): no error.
+  train.check_config(tmp_path, train.resolve(configs.SmallConfig(), tmp_path))
   with pytest.raises(UserError, match="lstm differ"):
-    train.check_config(tmp_path, dataclasses.replace(configs.SmallConfig(), lstm="keras"))
+    train.check_config(tmp_path, train.resolve(
+        dataclasses.replace(configs.SmallConfig(), lstm="keras"), None))
 
 
 def test_a_character_run_from_before_the_normal_embedding_resumes_only_as_it_was(tmp_path):

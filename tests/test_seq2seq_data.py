@@ -2,8 +2,11 @@
 its split, the dates and reversal tasks, and the padded batches."""
 import dataclasses
 import datetime
+import hashlib
+import io
 import os
 import pathlib
+import zipfile
 
 import numpy as np
 import pytest
@@ -19,6 +22,9 @@ def test_standardisation_of_the_tutorials_example_and_of_what_it_drops():
   # a tab and a no-break space separate words as a space does.
   assert data.standardize(["I'm  30, «ÉL»\tdijo:\xa0¡Hola!", " \t "]) == [
       "im , él dijo ¡ hola !", ""]
+  # word_bare (Géron's yardstick: Keras' lower_and_strip_punctuation) keeps the words only.
+  assert data.standardize(["¿Todavía están en casa?", "I'm  30, ¡Hola!"], "word_bare") == [
+      "todavía están en casa", "im hola"]
   # Characters keep everything but case and runs of whitespace.
   assert data.standardize(["  Dec. 5th\t'26 ", "05-DEC-2026"], "char") == [
       "dec. 5th '26", "05-dec-2026"]
@@ -26,7 +32,7 @@ def test_standardisation_of_the_tutorials_example_and_of_what_it_drops():
 
 def test_the_graph_tokenizer_gives_the_python_tokens():
   texts = ["¿ todavía están en casa ?", "sábado, 5", ""]
-  for level in ("word", "char"):
+  for level in configs.LEVELS:
     tokens = data.tf_tokenize(data.tf_standardize(tf.constant(texts), level), level)
     standardized = data.standardize(texts, level)
     assert [[t.decode() for t in row] for row in tokens.to_list()] == [
@@ -104,8 +110,54 @@ def test_bad_pairs_files_are_one_line_user_errors(tmp_path, content, message):
   assert "\n" not in str(error.value) and str(path) in str(error.value)
 
 
-def test_the_spa_eng_task_needs_a_pairs_file():
-  with pytest.raises(UserError, match="--task=spa-eng needs --pairs_file"):
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+  """An empty per-user cache; `fetches` counts the downloads, which serve `served` bytes."""
+  monkeypatch.setattr(data.data_dirs, "CACHE_ROOT", tmp_path / "cache")
+  served = {"bytes": b"", "fetches": 0}
+
+  def download(url, destination, timeout=60):
+    assert url == data.SPA_ENG_URL
+    served["fetches"] += 1
+    pathlib.Path(destination).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(destination).write_bytes(served["bytes"])
+  monkeypatch.setattr(data.data_dirs, "download", download)
+  return served
+
+
+def _zip(members):
+  buffer = io.BytesIO()
+  with zipfile.ZipFile(buffer, "w") as archive:
+    for name, text in members.items():
+      archive.writestr(name, text)
+  return buffer.getvalue()
+
+
+def test_spa_eng_is_fetched_once_from_the_tutorials_zip(cache, monkeypatch):
+  text = "Go.\tVe.\nHi.\tHola.\n".encode()
+  monkeypatch.setattr(data, "SPA_ENG_SHA256", hashlib.sha256(text).hexdigest())
+  cache["bytes"] = _zip({"spa-eng/_about.txt": "about", data.SPA_ENG_MEMBER: text})
+  path = data.spa_eng_file()
+  assert path.read_bytes() == text and path.parent.name == "spa-eng"
+  assert data.spa_eng_file() == path and cache["fetches"] == 1  # the cached copy from now on
+  assert [p.name for p in path.parent.iterdir()] == ["spa.txt"]  # no download left behind
+
+
+def test_a_wrong_or_failed_spa_eng_download_keeps_nothing_and_says_what_to_do(cache,
+                                                                              monkeypatch):
+  cache["bytes"] = _zip({data.SPA_ENG_MEMBER: "Go.\tVe.\n"})  # not the tutorial's text
+  with pytest.raises(UserError, match="spa-eng.zip's spa-eng/spa.txt has sha256 .* corrupt"):
+    data.spa_eng_file()
+  cache["bytes"] = b"<html>not a zip</html>"
+  with pytest.raises(UserError, match="has sha256 .* corrupt"):  # no zip at all
+    data.spa_eng_file()
+  assert not list((data.data_dirs.CACHE_ROOT / "spa-eng").iterdir())
+
+  def offline(url, destination, timeout=60):
+    raise UserError(f"could not download {url} (no network)")
+  monkeypatch.setattr(data.data_dirs, "download", offline)
+  with pytest.raises(UserError, match=r"no spa.txt at .* and could not download .*: pass "
+                     r"--pairs_file=FILE .* or set \$SPA_ENG_FILE=FILE"):
     data.load(configs.SpaEngConfig())
 
 

@@ -179,7 +179,7 @@ def test_beam_of_one_is_greedy_and_beams_are_batched(trained):
     [alone] = decoding.beam_search(model, source[None], 3, 8, 0.6)
     assert translation.ids.tolist() == alone.ids.tolist()
     assert translation.score == pytest.approx(alone.score, abs=1e-4)
-    assert translation.alignment.shape == (len(alone.ids), len(source))
+    assert translation.alignment.shape == (len(alone.ids) + 1, len(source))  # [END]'s too
     np.testing.assert_allclose(translation.alignment, alone.alignment, atol=1e-5)
 
 

@@ -8,9 +8,12 @@ Steps, each bounded in time and each recorded in OUT_DIR/gpu_check.json however 
   2. pip install requirements-gpu.txt once, into a directory of its own (--site_dir), from a
      wheel directory on an offline machine (--wheels DIR or $GPU_CHECK_WHEELS);
   3. the GPU_TESTS selection of the test suite;
-  4. ptb medium and large train steps on cuDNN (float32, mixed_bfloat16) and mnist_rnn's default;
-  5. ptb medium training: all 39 epochs if the measured words/s say they fit in the budget, else
-     as many as fit (rerunning resumes), valid perplexity per epoch beside the tutorial's.
+  4. the train steps a user gets, with the default flags (ptb medium and large, mnist_rnn; on a
+     GPU, common/devices.py picks cuDNN without XLA in float32), then the explicit variants,
+     each with the path it ran (LSTM, cuDNN, XLA, precision);
+  5. ptb medium training with the default flags: all 39 epochs if the measured words/s say they
+     fit in the budget, else as many as fit (rerunning resumes), valid perplexity per epoch
+     beside the tutorial's, and the path it ran.
 --dry_run takes the same steps on the CPU with the test config and a few steps of each.
 Only the standard library here: it runs before TensorFlow is installed.
 """
@@ -35,22 +38,24 @@ import xml.etree.ElementTree as ElementTree
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # The tests whose numbers change on a GPU (pytest -k): our LSTM against keras.layers.LSTM, which
-# runs cuDNN there; every fast path against the float32 reference; mixed precision; and
-# tf.distribute's mirrored replicas against one device.
+# runs cuDNN there; every fast path against the float32 reference; mixed precision; tf.distribute's
+# mirrored replicas against one device; and the exports, which must hold no cuDNN op.
 GPU_TESTS = ("keras or fast_paths_match or written_out_backward or mixed_precision "
-             "or two_replicas or mirrored")
+             "or two_replicas or mirrored or no_cudnn_op")
 DRY_RUN_TESTS = "our_lstm_equals_keras or keras_lstm_starts_like_ours"  # seconds on a CPU
-# ptb's LSTM implementation for the GPU: keras.layers.LSTM, which is cuDNN there.
-LSTM_FLAG = "--lstm=keras"
-# cuDNN runs only outside XLA, which compiles its own loop instead.
-PTB_BENCHMARKS = {  # name: (config, flags)
-    "ptb_medium_float32": ("medium", ["--precision=float32", "--nojit_compile"]),
-    "ptb_medium_mixed_bfloat16": ("medium", ["--precision=mixed_bfloat16", "--nojit_compile"]),
-    "ptb_large_float32": ("large", ["--precision=float32", "--nojit_compile"]),
-    "ptb_large_mixed_bfloat16": ("large", ["--precision=mixed_bfloat16", "--nojit_compile"]),
+# name: (module, config, flags). First what a user gets, the default flags (common/devices.py
+# decides: on a GPU keras.layers.LSTM on cuDNN, without XLA, float32 run as TF32), then the
+# explicit variants.
+BENCHMARKS = {
+    "ptb_medium_default": ("ptb.benchmark", "medium", []),
+    "ptb_large_default": ("ptb.benchmark", "large", []),
+    "mnist_rnn_default": ("mnist_rnn.benchmark", "tutorial", []),
+    "ptb_medium_keras_mixed_bfloat16": ("ptb.benchmark", "medium", [
+        "--lstm=keras", "--precision=mixed_bfloat16", "--nojit_compile"]),
+    "ptb_medium_fast_xla": ("ptb.benchmark", "medium", ["--lstm=fast", "--jit_compile"]),
 }
-TRAIN_BENCHMARK = "ptb_medium_float32"  # the step the training run takes, for its estimate
-TRAIN_FLAGS = [LSTM_FLAG, "--precision=float32", "--nojit_compile"]
+TRAIN_BENCHMARK = "ptb_medium_default"  # the step the training run takes, for its estimate
+TRAIN_FLAGS = []  # the defaults: what a user's `python -m ptb.main --model=medium` runs
 DRY_RUN_STEPS = ["--steps=2", "--repeats=2"]
 # The test config in windows of 1,000 words, not 40, over 1,000 word types, not 10,000: an epoch
 # of 100 (synthetic) or 929 (PTB) steps, seconds on a CPU.
@@ -330,14 +335,13 @@ def _junit_counts(path):
 
 
 def benchmarks(check):
-  """Each benchmark in its own process (a fresh GPU); the report grows as they finish."""
+  """Each benchmark in its own process (a fresh GPU), the defaults first; the report grows as
+  they finish."""
   results = check.report.setdefault("benchmarks", {})
   extra = DRY_RUN_STEPS if check.args.dry_run else []
-  commands = {name: ["-m", "ptb.benchmark", f"--model={'test' if check.args.dry_run else model}",
-                     LSTM_FLAG, *flags, *extra]
-              for name, (model, flags) in PTB_BENCHMARKS.items()}
-  commands["mnist_rnn"] = ["-m", "mnist_rnn.benchmark",
-                           *(["--config=test"] + extra if check.args.dry_run else [])]
+  commands = {name: ["-m", module, f"--model={'test' if check.args.dry_run else model}", *flags,
+                     *extra]
+              for name, (module, model, flags) in BENCHMARKS.items()}
   for name, args in commands.items():
     same = next((earlier for earlier in results if commands.get(earlier) == args), None)
     if same:  # a dry run times the test config for medium and large alike: once is enough
@@ -360,16 +364,25 @@ def benchmark(check, name, command):
     record.update(_rates(result), model=_config_name(command))
   except (ValueError, KeyError, TypeError) as e:  # a benchmark whose JSON changed shape
     return dict(record, status="failed", error=f"unreadable result: {type(e).__name__}: {e}")
-  check.say(f"{name:28s} {record['per_second']:12,.0f} train {record['unit']}/s  utilisation "
+  check.say(f"{name:32s} {record['per_second']:12,.0f} train {record['unit']}/s  utilisation "
             f"{record['utilisation']:.4f} of {record['peak_float32_matmul_flops_per_second']:.3g} "
-            "FLOP/s")
+            f"FLOP/s  ran: {record['path']}")
   return record
+
+
+def path(lstm, cudnn, jit_compile, precision):
+  """Which path a step ran, in words: "lstm keras (cuDNN), XLA off, float32"."""
+  return (f"lstm {lstm}{' (cuDNN)' if cudnn else ''}, XLA {'on' if jit_compile else 'off'}, "
+          f"{precision}")
 
 
 def _rates(result):
   """The numbers the report keeps from a benchmark's JSON."""
   train, evaluation, unit = result["train"], result["eval"], result.get("unit", "words")
   return {"precision": result.get("precision"), "device": result.get("device"), "unit": unit,
+          "lstm": result["lstm"], "cudnn": result["cudnn"], "jit_compile": result["jit_compile"],
+          "path": path(result["lstm"], result["cudnn"], result["jit_compile"],
+                       result.get("precision")),
           "per_second": train["per_second_median"],
           f"train_{unit}_per_second": train["per_second_median"],
           "utilisation": train["utilisation"], "ms_per_step": train["ms_per_step"],
@@ -404,7 +417,22 @@ def training(check):
                                        f"--model_dir={model_dir}", f"--max_max_epoch={epochs}",
                                        *TRAIN_FLAGS, *extra], check.remaining()),
                 epochs_planned=epochs)
-  return dict(record, **_training_results(check, model_dir, full, start))
+  record.update(_training_results(check, model_dir, full, start))
+  record["path"] = _training_path(check, model_dir)
+  check.say(f"training ran: {record['path']}")
+  return record
+
+
+def _training_path(check, model_dir):
+  """The path the training ran, from its config.json (what the defaults resolved to)."""
+  trained = _read_json(model_dir / "config.json")
+  if not trained:
+    return None
+  # cuDNN: the keras path on a GPU without XLA, for the cells it has (common/devices.py).
+  gpu = bool((check.report.get("tensorflow") or {}).get("gpus")) and not check.args.dry_run
+  cudnn = (gpu and trained["lstm"] == "keras" and not trained["jit_compile"]
+           and trained.get("cell", "lstm") in ("lstm", "gru"))
+  return path(trained["lstm"], cudnn, trained["jit_compile"], trained["precision"])
 
 
 def _epochs_that_fit(check, record, done, full):

@@ -56,7 +56,9 @@ class GeronConfig(SpaEngConfig):
   reverse_pairs: bool = True
   level: str = "word_bare"      # his TextVectorization strips punctuation (seq2seq/data.py)
   vocab_size: int = 1000
-  epochs: int = 3
+  # Géron trains 10 epochs of batch 32. Validation token accuracy without attention rose
+  # 57.9, 62.3, 64.2% over our first 3 (with: 67.4, 70.4, 71.2%), so 6.
+  epochs: int = 6
 
 
 @dataclasses.dataclass(frozen=True)

@@ -144,9 +144,9 @@ class TranslationTask(loop.Task):
     references = [target for _, target in pairs]
     right = metrics.exact_matches(hypotheses, references)
     result["exact_match"] = float(right.mean())
-    result["exact_match_by_length"] = {
-        f"{a}-{b}": n / d for (a, b), (n, d)
-        in metrics.bucket_sums(lengths[:len(pairs)], right, width=width).items()}
+    decoded = metrics.bucket_sums(lengths[:len(pairs)], right, width=width)
+    result["exact_match_by_length"] = {f"{a}-{b}": n / d for (a, b), (n, d) in decoded.items()}
+    result["sentences_by_length"] = {f"{a}-{b}": int(d) for (a, b), (_, d) in decoded.items()}
     if self.config.task == "spa-eng":
       result["bleu"] = metrics.bleu(hypotheses, references)
       result["bleu_by_length"] = {f"{a}-{b}": score for (a, b), (score, _)

@@ -101,6 +101,7 @@ def test_the_sweep_trains_without_and_with_attention_then_plots_by_length(tmp_pa
   for run in sweep.values():
     assert set(run["test_token_accuracy_by_length"]) == {"1-5", "6-10"}
     assert 0 <= run["test_exact_match"] <= 1 and run["training_minutes"] > 0
+    assert sum(run["test_sentences_by_length"].values()) == configs.TestConfig.test_size
   assert json.loads((tmp_path / "none" / "config.json").read_text())["attention"] == "none"
   # A rerun reads the finished runs instead of training them again, and draws them anew.
   (tmp_path / "sweep.png").unlink()

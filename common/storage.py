@@ -26,6 +26,16 @@ def write_json(path, obj):
   os.replace(tmp, path)
 
 
+def save_figure(figure, path, dpi=100):
+  """Writes a matplotlib figure to `path` (PNG) through a temporary file, then closes it."""
+  from matplotlib import pyplot  # pylint: disable=import-outside-toplevel: figures only
+  path = pathlib.Path(path)
+  tmp = path.with_name(f".{path.name}-tmp.png")
+  figure.savefig(tmp, dpi=dpi)
+  pyplot.close(figure)
+  tmp.replace(path)
+
+
 def checkpoint_manager(checkpoint, model_dir, max_to_keep=3, save_dir=None, legacy=None):
   """A CheckpointManager under MODEL_DIR/checkpoints that restores the latest, if any.
 

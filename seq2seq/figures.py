@@ -1,9 +1,9 @@
 """seq2seq's figures (matplotlib, Agg): an alignment heatmap, quality against source length
 with and without attention, and a figure as an image array for TensorBoard."""
-import pathlib
-
 import matplotlib
 import numpy as np
+
+from common import storage
 
 matplotlib.use("Agg")
 from matplotlib import pyplot  # noqa: E402  pylint: disable=wrong-import-position
@@ -54,11 +54,7 @@ def by_length(panels, title=""):
 
 def save(figure, path):
   """Writes `figure` to `path` (PNG) atomically and closes it."""
-  path = pathlib.Path(path)
-  tmp = path.with_name(f".{path.name}-tmp.png")
-  figure.savefig(tmp, dpi=100)
-  pyplot.close(figure)
-  tmp.replace(path)
+  storage.save_figure(figure, path)
 
 
 def to_image(figure):

@@ -75,7 +75,7 @@ REVERSE_SYMBOLS = "abcdefghijklmnopqrst"
 BUCKET_BATCHES = 20
 # What Python's str.split() splits on (str.isspace); RE2's \s is ASCII whitespace only.
 WHITESPACE = r"[\s\x{0b}\x{1c}-\x{1f}\x{85}\p{Z}]"
-# The tutorial's download, and the sha256 of its member spa-eng/spa.txt (../shared/data's
+# The tutorial's download, and the sha256 of its member spa-eng/spa.txt (the data's
 # SOURCES.md): the text is checked, not the zip around it.
 SPA_ENG_URL = "https://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip"
 SPA_ENG_MEMBER = "spa-eng/spa.txt"

@@ -11,6 +11,12 @@ import tempfile
 # progress lines on CPU machines. A user who wants it back sets the variable themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# XLA's compiled steps kept on disk for the next run (common/xla_cache.py); before TensorFlow
+# reads TF_XLA_FLAGS.
+from common import xla_cache as _xla_cache  # pylint: disable=wrong-import-position
+
+_xla_cache.configure()
+
 
 def _import_tensorflow_quietly():
   """`import tensorflow`, keeping from stderr the C++ log lines TF_CPP_MIN_LOG_LEVEL hides.

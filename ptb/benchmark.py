@@ -4,6 +4,7 @@ Usage: python -m ptb.benchmark --model=small   # the step ptb.main runs by defau
        python -m ptb.benchmark --model=small --precision=float32 --nojit_compile
        python -m ptb.benchmark --model=small --compare   # every fast path vs a Keras baseline
        python -m ptb.benchmark --model=char               # characters per second
+       python -m ptb.benchmark --model=char --hidden_size=256 --batch_size=32 --keep_prob=1
 """
 import dataclasses
 
@@ -110,13 +111,17 @@ def run(config, precision, jit_compile, compare, steps, repeats):
   return result
 
 
+SHAPE_FLAGS = ("hidden_size", "batch_size", "num_steps", "keep_prob")
+
+
 def main(argv):
   del argv
   tf.get_logger().setLevel("ERROR")  # each variant is its own tf.function: retracing is expected
   # Decided as ptb.main decides (common/devices.py): the defaults time what a user gets.
+  shape = {name: FLAGS[name].value for name in SHAPE_FLAGS if FLAGS[name].value is not None}
   config = train.resolve(
       configs.get_config(FLAGS.model, lstm=FLAGS.lstm, precision=FLAGS.precision,
-                         jit_compile=FLAGS.jit_compile), model_dir=None,
+                         jit_compile=FLAGS.jit_compile, **shape), model_dir=None,
       options=train.RunOptions(jit_compile_given=bool(FLAGS["jit_compile"].present)))
   benchmark.print_json(run(config, config.precision, config.jit_compile, FLAGS.compare,
                            FLAGS.steps, FLAGS.repeats))
@@ -133,6 +138,12 @@ if __name__ == "__main__":
   flags.DEFINE_enum("lstm", "auto", list(configs.CHOICES["lstm"]), "How the LSTM runs "
                     "(common/lstm.py): reference, fast, or keras (cuDNN on a GPU); auto: as "
                     "ptb.main picks it (common/devices.py).")
+  flags.DEFINE_integer("hidden_size", None, "Override the configuration's LSTM size.",
+                       lower_bound=1)
+  flags.DEFINE_integer("batch_size", None, "Override the configuration's batch.", lower_bound=1)
+  flags.DEFINE_integer("num_steps", None, "Override the configuration's window.", lower_bound=1)
+  flags.DEFINE_float("keep_prob", None, "Override the configuration's dropout keep fraction.",
+                     lower_bound=0.05, upper_bound=1.0)
   flags.DEFINE_bool("compare", False, "Also time every fast path against a Keras baseline.")
   flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)
   flags.DEFINE_integer("repeats", 5, "Timed blocks per variant.", lower_bound=1)

@@ -38,7 +38,9 @@ Splits of a pairs file: 80% train, 10% validation, 10% test, by a sha256 of (see
 word-standardised). One English sentence has up to dozens of Spanish translations (102,904
 distinct English sentences), so every pair of one English sentence lands in the same split: no
 test sentence was seen in training, either as target or (reverse_pairs) as source. The tutorial
-cuts 80/20 with no test split; we report BLEU on a third split that chose nothing.
+cuts 80/20 with no test split; we report BLEU on a third split that chose nothing. With
+`split_unit=pair` (the `geron` config) the hash is of the whole line instead: a random cut of
+the pairs, as Géron's, where an English sentence can have translations in two splits.
 
 Batches (`batches`): sources as they are, targets shifted around [START] and [END]; each
 batch padded with [PAD] = 0 to its own longest row; masks are `ids != PAD_ID`. Three pairs:
@@ -70,6 +72,7 @@ PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 RESERVED = (PAD, UNK, START, END)
 PAD_ID, UNK_ID, START_ID, END_ID = range(len(RESERVED))
 SPLITS = ("train", "validation", "test")
+SPLIT_UNITS = ("sentence", "pair")
 SPLIT_FRACTIONS = (0.8, 0.9)   # where validation and test start in the hash's [0, 1)
 REVERSE_SYMBOLS = "abcdefghijklmnopqrst"
 BUCKET_BATCHES = 20
@@ -186,7 +189,8 @@ def load(config, pairs_file=""):
   sizes = (config.train_size, config.validation_size, config.test_size)
   if config.task == "spa-eng":
     pairs_file = pairs_file or spa_eng_file()
-    return load_pairs(pairs_file, config.level, config.reverse_pairs, config.data_seed, sizes)
+    return load_pairs(pairs_file, config.level, config.reverse_pairs, config.data_seed, sizes,
+                      config.split_unit)
   if config.task == "dates":
     stream = dates.pairs(sum(sizes), config.data_seed)
   elif config.task == "reverse":
@@ -270,7 +274,7 @@ def _read_utf8(path):
   return text
 
 
-def load_pairs(path, level="word", reverse=False, seed=0, sizes=(0, 0, 0)):
+def load_pairs(path, level="word", reverse=False, seed=0, sizes=(0, 0, 0), unit="sentence"):
   """{split: [(source, target)]}, standardised, of a pairs file (module docstring).
 
   Args:
@@ -280,12 +284,18 @@ def load_pairs(path, level="word", reverse=False, seed=0, sizes=(0, 0, 0)):
     seed: which pairs fall in which split.
     sizes: (train, validation, test): each split's pairs, a fixed random sample of that many
       kept in file order when the split has more; 0 keeps them all.
+    unit: "sentence": every pair of one column-A sentence in the same split; "pair": each
+      pair on its own (a random cut: a sentence can have translations in two splits).
   """
+  if unit not in SPLIT_UNITS:
+    raise UserError(f"split unit {unit!r} is unknown: use --split_unit=sentence or pair")
   pairs = read_pairs(path)
   column_a = standardize([a for a, _ in pairs], level)
   column_b = standardize([b for _, b in pairs], level)
   # The split is by the word-standardised English side whatever the level: the same splits.
   keys = column_a if level == "word" else standardize([a for a, _ in pairs], "word")
+  if unit == "pair":
+    keys = [f"{a}\t{b}\t{line}" for line, ((a, b), _) in enumerate(zip(pairs, keys))]
   splits = {split: [] for split in SPLITS}
   dropped = 0
   for a, b, key in zip(column_a, column_b, keys):

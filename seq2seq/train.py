@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from common import distribute, loop, storage, training_state
 from common.progress import log
-from seq2seq import data, decoding, export, figures, metrics
+from seq2seq import configs, data, decoding, export, figures, metrics
 from seq2seq.model import Seq2Seq
 
 LOG_LINE = ("epoch %3d  %5.3f  loss %7.4f  token accuracy %7.3f%%  lr %.1e  %6.0f tokens/s  "
@@ -247,7 +247,7 @@ def train_and_evaluate(config, model_dir, options=RunOptions()):
   chief = distribute.ChiefDir(tf.distribute.get_strategy(), model_dir)
   log("config: %s", config)
   splits = data.load(config, options.pairs_file)  # every data error before anything is written
-  loop.check_config(chief.model_dir, config)
+  loop.check_config(chief.model_dir, config, upgrade=configs.upgrade)
   vocabs = vocabularies(config, splits, chief.model_dir)
   log("pairs: %s; vocabularies: %d source, %d target ids",
       ", ".join(f"{len(pairs)} {split}" for split, pairs in splits.items()), *map(len, vocabs))

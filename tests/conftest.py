@@ -4,6 +4,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import tensorflow as tf
@@ -13,6 +14,9 @@ import tensorflow as tf
 # in the command lines they start, which inherit the variable (common.devices.prepare_gpus).
 # Before `common`'s import, which reads it.
 os.environ["RNN_TUTORIALS_NO_TF32"] = "1"
+# XLA's persistent cache (common/xla_cache.py) in a folder of the test session's, shared by the
+# command lines the tests start, so the user's cache is left alone.
+os.environ.setdefault("RNN_TUTORIALS_XLA_CACHE", tempfile.mkdtemp(prefix="rnn_tutorials_xla_"))
 
 from common import cell_op, devices  # pylint: disable=wrong-import-position
 
@@ -143,3 +147,11 @@ def mnist_trained(mnist_dir, tmp_path_factory):
                    f"--model_dir={model_dir}")
   assert result.returncode == 0, result.stderr
   return model_dir, result
+
+
+def pytest_sessionfinish(session, exitstatus):
+  """Removes the test session's XLA cache folder (set above) when the session made it."""
+  del session, exitstatus
+  folder = os.environ.get("RNN_TUTORIALS_XLA_CACHE", "")
+  if pathlib.Path(folder).name.startswith("rnn_tutorials_xla_"):
+    shutil.rmtree(folder, ignore_errors=True)

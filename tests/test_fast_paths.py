@@ -285,6 +285,20 @@ def test_benchmarks_print_json_with_every_field(command):
 
 
 @pytest.mark.slow
+def test_ptb_benchmark_times_another_shape_of_a_config():
+  """The character recipe's shape, as PERFORMANCE.md times it against PyTorch's."""
+  result = run_cli("ptb.benchmark", "--model=test", "--hidden_size=6", "--batch_size=3",
+                   "--num_steps=4", "--keep_prob=1", "--steps=2", "--repeats=1")
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = json.loads(result.stdout)
+  shape = {name: report["config"][name]
+           for name in ("hidden_size", "batch_size", "num_steps", "keep_prob")}
+  assert shape == {"hidden_size": 6, "batch_size": 3, "num_steps": 4, "keep_prob": 1.0}
+  assert report["train_flops_per_step"] == 3 * 3 * 4 * ptb_model.forward_flops_per_token(
+      ptb_configs.get_config("test", hidden_size=6))
+
+
+@pytest.mark.slow
 def test_ptb_benchmark_times_the_step_ptb_train_runs_by_default():
   """No flags: the precision and XLA setting of a default `ptb.main` run, as the JSON says."""
   result = run_cli("ptb.benchmark", "--model=test", "--steps=2", "--repeats=2")

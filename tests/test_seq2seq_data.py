@@ -93,6 +93,35 @@ def test_pairs_of_one_english_sentence_share_a_split_and_the_direction(tmp_path)
   assert len(sampled["train"]) == 10 and set(sampled["train"]) <= set(splits["train"])
 
 
+def test_a_cut_by_pair_puts_translations_of_one_sentence_in_several_splits(tmp_path):
+  """Géron's random cut (split_unit=pair): each line falls on its own, so an English sentence
+  seen in training can come back in validation with another Spanish sentence."""
+  words = [a + b for a in "abcdefghij" for b in "klmnopqrst"]  # 100 (digits standardise away)
+  lines = [f"I see {word}.\tVeo {word} {variant}." for word in words for variant in "wxyz"]
+  path = _pairs_file(tmp_path, lines)
+  splits = data.load_pairs(path, seed=0, unit="pair")
+  assert sum(map(len, splits.values())) == len(lines)
+  assert 0.7 < len(splits["train"]) / len(lines) < 0.9
+  english = {split: {target for _, target in pairs} for split, pairs in splits.items()}
+  assert english["train"] & english["validation"] and english["train"] & english["test"]
+  by_sentence = data.load_pairs(path, seed=0)
+  english = {split: {target for _, target in pairs} for split, pairs in by_sentence.items()}
+  assert not english["train"] & english["validation"] and not english["train"] & english["test"]
+  assert data.load_pairs(path, seed=0, unit="pair") == splits      # stable
+  with pytest.raises(UserError, match="use --split_unit=sentence or pair"):
+    data.load_pairs(path, unit="line")
+
+
+def test_geron_cuts_by_pair_and_older_runs_read_as_cut_by_sentence():
+  assert configs.get_config("geron").split_unit == "pair"
+  assert configs.get_config("spa_eng").split_unit == "sentence"
+  # A run directory from before split_unit was recorded was cut by sentence: resuming it as
+  # `geron` would mix two splits, so the upgraded file differs from the config.
+  old = {k: v for k, v in dataclasses.asdict(configs.get_config("geron")).items()
+         if k != "split_unit"}
+  assert configs.upgrade(old)["split_unit"] == "sentence"
+
+
 @pytest.mark.parametrize("content,message", [
     (None, "does not exist"),
     (b"", "is empty"),

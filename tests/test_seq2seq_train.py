@@ -2,6 +2,7 @@
 files, an export that translates as the model in the process does, resume and its refusal,
 and the translate command's answers to bad input."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -76,6 +77,23 @@ def test_a_rerun_with_other_settings_is_refused(trained):
                    "--attention=none", f"--model_dir={model_dir}")
   assert_clean_error(result, "(attention differ)", "new --model_dir")
   assert {p: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_from_before_split_unit_is_refused_under_another_cut(trained, tmp_path):
+  """config.json without split_unit (older runs, all cut by sentence) resumes as `sentence`
+  and is refused as `pair`, before anything is written."""
+  model_dir, _ = trained
+  old_run = tmp_path / "old"
+  shutil.copytree(model_dir, old_run)
+  config_path = old_run / "config.json"
+  saved = json.loads(config_path.read_text())
+  del saved["split_unit"]
+  config_path.write_text(json.dumps(saved))
+  before = {p: p.read_bytes() for p in old_run.rglob("*") if p.is_file()}
+  result = run_cli("seq2seq.main", "--model=test", "--epochs=3", "--learning_rate=0.03",
+                   "--split_unit=pair", f"--model_dir={old_run}")
+  assert_clean_error(result, "(split_unit differ)", "new --model_dir")
+  assert {p: p.read_bytes() for p in old_run.rglob("*") if p.is_file()} == before
 
 
 def test_translate_names_unknown_tokens_and_draws_the_alignment(trained, tmp_path):

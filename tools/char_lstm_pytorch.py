@@ -3,8 +3,9 @@
 The textbook PyTorch recipe (pytorch/examples' word_language_model, on characters):
 nn.Embedding, a 2-layer nn.LSTM, nn.Linear, truncated BPTT with the state carried across
 windows, Adam, gradient clipping; PyTorch's own initialisation. The data, split (the first 90%
-trains, the next 5% validates: nanoGPT's split of tiny Shakespeare), batching and schedule are
-the ptb app's, so the two differ only in the framework, the LSTM code and the initialisation:
+trains, the next 5% validates: the first half of nanoGPT's validation split), batching and
+schedule are the ptb app's, so the two differ only in the framework, the LSTM code and the
+initialisation:
 
   pip install torch==2.13.0   # a CPU build; not one of the project's requirements
   python tools/char_lstm_pytorch.py --text_file=input.txt --hidden_size=256 --batch_size=32 \

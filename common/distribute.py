@@ -76,7 +76,7 @@ def _multi_worker():
   raw = os.environ.get("TF_CONFIG")
   if not raw:
     raise UserError("--strategy=multi_worker needs $TF_CONFIG (the cluster and this worker's "
-                    "task): see README.md, 'Many devices and machines'")
+                    "task): see README.md, 'Many devices and machines; GPUs'")
   try:
     tf_config = json.loads(raw)
     workers = tf_config["cluster"]["worker"]

@@ -66,13 +66,12 @@ from absl import logging
 from common import data_dir as data_dirs
 from common.errors import UserError
 from seq2seq import dates
-from seq2seq.configs import LEVELS
+from seq2seq.configs import LEVELS, SPLIT_UNITS
 
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 RESERVED = (PAD, UNK, START, END)
 PAD_ID, UNK_ID, START_ID, END_ID = range(len(RESERVED))
 SPLITS = ("train", "validation", "test")
-SPLIT_UNITS = ("sentence", "pair")
 SPLIT_FRACTIONS = (0.8, 0.9)   # where validation and test start in the hash's [0, 1)
 REVERSE_SYMBOLS = "abcdefghijklmnopqrst"
 BUCKET_BATCHES = 20

@@ -1,4 +1,4 @@
-"""XLA's persistent compilation cache: on by default, and a half-written entry never breaks a run."""
+"""XLA's persistent compilation cache: on by default; a half-written entry never breaks a run."""
 import os
 import pathlib
 import subprocess

@@ -10,8 +10,8 @@ warm-up, blocks of steps, the median block.
   python tools/lstm_steps_pytorch.py --shape=ptb_small --threads=2
   python -m ptb.benchmark --model=small --precision=float32        # ours, float32
 
-SHAPES mirrors our configurations (tests/test_tools.py holds it to ptb/configs.py and
-mnist_rnn/configs.py); `char_recipe` is the character recipe README compares whole runs on
+SHAPES mirrors our configurations (tests/test_pytorch_yardstick.py holds it to ptb/configs.py
+and mnist_rnn/configs.py); `char_recipe` is the character recipe README compares whole runs on
 (tools/char_lstm_pytorch.py: 2 x 256, batch 32, no dropout).
 """
 import argparse

@@ -14,8 +14,10 @@ the tests call with simulated devices (no GPU, one, two):
              bfloat16 would round more and gain little there, and float16 needs loss scaling,
              which ptb's plain SGD does not do. On a CPU: bfloat16 where it has AVX-512 BF16 or
              AMX, else float32.
-  threads,   the fast LSTM's rows in 2 chains (`row_groups`), one thread per op, and the C++
-  cell op    cell op (`common.cell_op`): on a CPU without XLA only.
+  threads,   the fast LSTM's rows in chains (`row_groups`: 2 for mnist_rnn, 4 for ptb, each
+  cell op    measured), one thread per op, and the C++ cell op (`common.cell_op`): on a CPU
+             without XLA only. A model whose step is bound by its recurrence (ptb's character
+             models) runs that way by default in float32 on a CPU, where the chains beat XLA.
 
 `decide` takes a run's config as the user gave it (a `--jit_compile` the user asked for, a run
 directory's recorded implementation); `plan` takes settings already fixed (a model's
@@ -105,16 +107,18 @@ def auto_precision(hardware, bfloat16_precision):
 
 
 def plan(hardware, lstm="auto", cell="lstm", jit_compile=False, precision="auto",
-         bfloat16_precision=None, row_groups=None, cell_op=False, why_lstm=None, why_jit=None):
+         bfloat16_precision=None, row_groups=None, cell_op=False, why_lstm=None, why_jit=None,
+         cpu_row_groups=2):
   """The Decisions for settings already fixed (XLA on or off is not changed).
 
   Args:
     hardware: a Hardware.
     lstm, cell, jit_compile, precision: the config's fields (lstm and precision may be auto).
     bfloat16_precision: what precision auto is on a CPU fast at bfloat16 (None: float32).
-    row_groups: the config's row groups (0: this hardware's), None where it has none (ptb: 1).
+    row_groups: the config's row groups (0: this hardware's), None where it has none (1).
     cell_op: the config allows the C++ cell op.
     why_lstm, why_jit: the reasons `decide` gives, for the log.
+    cpu_row_groups: the app's row groups on a CPU without XLA, where the config says 0.
   """
   if lstm == "auto":
     lstm, why_lstm = auto_implementation(hardware, jit_compile)
@@ -131,7 +135,7 @@ def plan(hardware, lstm="auto", cell="lstm", jit_compile=False, precision="auto"
   if lstm == "fast" and cell == "lstm":
     # Two chains keep both cores of a small CPU busy; under XLA they only lengthen the compile,
     # and on a GPU a step is a few kernels whatever the batch.
-    default = 1 if jit_compile or hardware.gpus else 2
+    default = 1 if jit_compile or hardware.gpus else cpu_row_groups
     groups = 1 if row_groups is None else row_groups or default
   use_cell_op = bool(cell_op and groups and not jit_compile and not hardware.gpus
                      and precision in CELL_OP_PRECISIONS)
@@ -145,7 +149,8 @@ def plan(hardware, lstm="auto", cell="lstm", jit_compile=False, precision="auto"
 
 
 def decide(config, hardware, jit_compile_given=False, trained_lstm=None,
-           bfloat16_precision=None):
+           bfloat16_precision=None, trained_jit_compile=None, recurrence_bound=False,
+           cpu_row_groups=2):
   """The Decisions for a run's config as the user gave it.
 
   Args:
@@ -157,6 +162,12 @@ def decide(config, hardware, jit_compile_given=False, trained_lstm=None,
       the fast LSTM, and an explicit keras on a GPU is refused, naming that flag.
     trained_lstm: the implementation a run directory being resumed recorded: auto keeps it.
     bfloat16_precision: as `plan`'s.
+    trained_jit_compile: the XLA setting a run directory being resumed recorded: kept.
+    recurrence_bound: the model's step is bound by its recurrence (`cpu_row_groups` chains of
+      rows outside XLA beat XLA in float32 on a CPU, as measured for ptb's character models):
+      where the precision comes out float32 on a CPU and the fast LSTM runs, the default XLA
+      is turned off. A --jit_compile the user gave is kept.
+    cpu_row_groups: as `plan`'s.
 
   Raises:
     UserError: --lstm=keras with --jit_compile on a GPU (cuDNN inside XLA).
@@ -176,9 +187,19 @@ def decide(config, hardware, jit_compile_given=False, trained_lstm=None,
                       "drop --jit_compile (or pass --nojit_compile), or pass --lstm=fast to "
                       "compile the steps with XLA")
     jit_compile, why_jit = False, "XLA off: it cannot compile cuDNN's kernels"
+  if (recurrence_bound and jit_compile and not jit_compile_given and not hardware.gpus
+      and config.cell == "lstm" and lstm in ("auto", "fast")):
+    if trained_jit_compile is not None:
+      jit_compile = bool(trained_jit_compile)
+      why_jit = f"XLA {'on' if jit_compile else 'off'}: auto keeps what this run trained with"
+    elif plan(hardware, lstm, config.cell, True, config.precision,
+              bfloat16_precision).precision == "float32":
+      jit_compile = False
+      why_jit = (f"XLA off: a float32 step bound by its recurrence runs faster as "
+                 f"{cpu_row_groups} chains of rows")
   return plan(hardware, lstm, config.cell, jit_compile, config.precision, bfloat16_precision,
               getattr(config, "row_groups", None), getattr(config, "cell_op", False),
-              why_lstm, why_jit)
+              why_lstm, why_jit, cpu_row_groups)
 
 
 # Set (to anything but "" or "0"), TensorFlow's float32 matmuls and convolutions stay float32

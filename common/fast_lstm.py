@@ -36,8 +36,11 @@ def in_row_groups(inputs, h, c, chain, groups):
   The rows are independent sequences, so each slice is a separate chain of small per-step
   ops. TensorFlow's executor runs ready ops of different chains on its inter-op threads at
   once, which keeps both cores of a small CPU busy; one chain waits on every small op in turn.
-  Each row's numbers are the same either way. `inputs` are time-major, [T, B, in].
+  Each row's numbers are the same either way. `inputs` are time-major, [T, B, in]; a batch
+  known to have fewer rows than `groups` (a batch-1 evaluation) runs a chain per row.
   """
+  if h.shape[0] is not None:
+    groups = min(groups, h.shape[0])
   if groups == 1:
     return chain(inputs, h, c)
   batch = tf.shape(h)[0]

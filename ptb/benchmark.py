@@ -14,9 +14,11 @@ import tensorflow as tf
 from absl import flags
 
 from common import benchmark, devices, errors
+from common import flags as common_flags
 from ptb import configs, train
 from ptb.optimizer import make_optimizer
-from ptb.model import BFLOAT16_MATMULS, PTBModel, forward_flops_per_token
+from ptb.model import (BFLOAT16_MATMULS, PTBModel, forward_flops_per_token, intra_op_threads,
+                       plan as model_plan)
 
 FLAGS = flags.FLAGS
 
@@ -85,6 +87,8 @@ def run(config, precision, jit_compile, compare, steps, repeats):
   result = {"app": "ptb", "config": dataclasses.asdict(config), "device": benchmark.device_name(),
             "precision": precision, "jit_compile": jit_compile, "lstm": config.lstm,
             "cudnn": devices.runs_cudnn(devices.visible(), config.lstm, config.cell, jit_compile),
+            "row_groups": model_plan(config, precision, jit_compile).row_groups,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "train_flops_per_step": 3 * forward, "eval_flops_per_step": forward,
             "peak_float32_matmul_flops_per_second": round(peak),
             "train": benchmark.rate_summary(times["train"], words, 3 * forward, peak),
@@ -123,6 +127,9 @@ def main(argv):
       configs.get_config(FLAGS.model, lstm=FLAGS.lstm, precision=FLAGS.precision,
                          jit_compile=FLAGS.jit_compile, **shape), model_dir=None,
       options=train.RunOptions(jit_compile_given=bool(FLAGS["jit_compile"].present)))
+  # Process-wide, before any op: the threads ptb.main would run this config on.
+  threads = FLAGS.intra_op_threads or intra_op_threads(config)
+  common_flags.set_intra_op_threads(threads)
   benchmark.print_json(run(config, config.precision, config.jit_compile, FLAGS.compare,
                            FLAGS.steps, FLAGS.repeats))
 
@@ -144,6 +151,7 @@ if __name__ == "__main__":
   flags.DEFINE_integer("num_steps", None, "Override the configuration's window.", lower_bound=1)
   flags.DEFINE_float("keep_prob", None, "Override the configuration's dropout keep fraction.",
                      lower_bound=0.05, upper_bound=1.0)
+  common_flags.define_intra_op_threads_flag()
   flags.DEFINE_bool("compare", False, "Also time every fast path against a Keras baseline.")
   flags.DEFINE_integer("steps", 20, "Steps per timed block.", lower_bound=1)
   flags.DEFINE_integer("repeats", 5, "Timed blocks per variant.", lower_bound=1)

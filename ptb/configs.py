@@ -37,11 +37,18 @@ class SmallConfig:
   # (keras.layers.LSTM: cuDNN on a GPU, the tutorial's rnn_mode=cudnn); auto: keras on a GPU,
   # fast on a CPU (common/devices.py). config.json records what auto chose.
   lstm: str = "auto"
+  # The fast LSTM outside XLA on a CPU: the batch's rows as this many independent chains of
+  # steps, which the cores run side by side (0: common.devices' choice, ptb.model.ROW_GROUPS
+  # there, else 1), and each step's gate arithmetic as one op compiled for this CPU
+  # (common/cell_op.py). The same numbers for every row, only faster.
+  row_groups: int = 0
+  cell_op: bool = True
   # auto: bfloat16_matmuls on a CPU fast at bfloat16 with jit_compile on, else float32 (TF32
   # on a GPU; ptb.model.resolve_precision); config.json records what auto chose.
   precision: str = "auto"
   # XLA fuses the per-step gate arithmetic (PERFORMANCE.md); off by default where the LSTM
-  # runs on cuDNN, which XLA cannot compile (common/devices.py).
+  # runs on cuDNN, which XLA cannot compile, and for a model bound by its recurrence (the
+  # character models) in float32 on a CPU, where the row groups are faster (common/devices.py).
   jit_compile: bool = True
   seed: int = 0                 # initialisation and dropout
 

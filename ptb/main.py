@@ -11,7 +11,7 @@ from common import errors, precision, storage
 from common import flags as common_flags
 from common.progress import log
 from ptb import configs, train
-from ptb.model import BFLOAT16_MATMULS
+from ptb.model import BFLOAT16_MATMULS, intra_op_threads
 
 FLAGS = flags.FLAGS
 
@@ -26,6 +26,7 @@ def define_flags():
                       "the first 90% trains, the next 5% validates, the last 5% tests. A "
                       "character model given neither reads tiny Shakespeare ($SHAKESPEARE_FILE, "
                       "else downloaded once into ~/.cache/rnn_tutorials/shakespeare).")
+  common_flags.define_intra_op_threads_flag()
   common_flags.define_run_flags(checkpoint_every_steps=500, log_every_steps=0)
   common_flags.define_config_flags(configs.SmallConfig, configs.CONFIGS, "small",
                                    configs.CHOICES)
@@ -33,9 +34,10 @@ def define_flags():
                       *configs.ALIASES.items()):
     flags.DEFINE_alias(alias, name)  # the tutorial's names
   for name in configs.FIELDS:  # the counts and sizes
-    if name not in ("lr_decay", "learning_rate", "seed", "jit_compile", "epochs",
-                    *configs.CHOICES):
+    if name not in ("lr_decay", "learning_rate", "seed", "jit_compile", "epochs", "row_groups",
+                    "cell_op", *configs.CHOICES):
       common_flags.positive(name)
+  common_flags.non_negative("row_groups")
   flags.register_validator("epochs", lambda v: v is None or v > 0,
                            "--epochs (the tutorial's --max_max_epoch) must be > 0")
   flags.register_validator("vocab_size", lambda v: v is None or v >= 2,
@@ -49,10 +51,17 @@ def define_flags():
 def main(argv):
   common_flags.no_positional_arguments(argv, "--model=small")
   storage.check_model_dir(FLAGS.model_dir)
-  strategy = common_flags.strategy_from_flags()  # first: multi-worker and logical devices
   config = common_flags.config_from_flags(configs.CONFIGS)
   options = train.RunOptions(text_file=FLAGS.text_file, **common_flags.run_options_from_flags())
-  log("config %s", FLAGS.model)
+  # Decided from the devices (common/devices.py) before anything runs: a setting that cannot
+  # run here is refused now. The threads, the strategy (multi-worker, logical devices) are
+  # process-wide and must come before any TensorFlow op: 1 thread per op with row groups.
+  threads = FLAGS.intra_op_threads or intra_op_threads(
+      train.resolve(config, FLAGS.model_dir, options, quiet=True))
+  common_flags.set_intra_op_threads(threads)
+  strategy = common_flags.strategy_from_flags()
+  log("config %s; ops run on %s", FLAGS.model, f"{threads} thread{'s' * (threads > 1)} each"
+      if threads else "as many threads as TensorFlow gives them (one per core)")
   results = train.train_and_evaluate(config, FLAGS.model_dir, options, strategy)
   log("test perplexity %.3f in %.0f s", results["test_perplexity"], results["wall_seconds"])
 

@@ -24,6 +24,13 @@ from ptb import fast_loss
 # Keeps the model float32 but runs the training step's matmuls on bfloat16 inputs with float32
 # outputs (common/bfloat16.py; needs XLA).
 BFLOAT16_MATMULS = "bfloat16_matmuls"
+# The fast LSTM's chains of rows on a CPU without XLA (config.row_groups 0). On the 2-core CPU
+# in float32, the char recipe's train step (2 x 256, batch 32) took 60.7 ms in 4 chains against
+# 74.0 in 2, 67.8 in 8 and 75.1 under XLA (PERFORMANCE.md); mnist_rnn's best is 2.
+ROW_GROUPS = 4
+# A model whose softmax takes less than this share of the forward pass's matmul FLOPs is bound
+# by its recurrence: in float32 on a CPU its row groups beat XLA (`recurrence_bound`).
+SOFTMAX_SHARE = 0.1
 
 
 class PTBModel(keras.layers.Layer):
@@ -40,7 +47,7 @@ class PTBModel(keras.layers.Layer):
     self._convert_input_args = False  # the state stays float32 under a mixed policy
     self._allow_non_tensor_positional_args = True  # numpy ids are fine
     # How it runs on this hardware (lstm auto resolved; cuDNN only outside XLA).
-    decisions = devices.plan(devices.visible(), config.lstm, config.cell, jit_compile, precision)
+    decisions = plan(config, precision, jit_compile)
     self.cudnn = decisions.cudnn
     config = dataclasses.replace(config, lstm=decisions.lstm)
     self.config = config
@@ -54,7 +61,7 @@ class PTBModel(keras.layers.Layer):
                                             embeddings_initializer=embedding_init,
                                             name="embedding", dtype=dtype)
     self.lstms = [_recurrent_layer(config, init, f"lstm_{i}", dtype, self.bfloat16_matmuls,
-                                   jit_compile, self.cudnn) for i in range(config.num_layers)]
+                                   jit_compile, decisions) for i in range(config.num_layers)]
     for i, layer in enumerate(self.lstms):
       setattr(self, f"lstm_{i}", layer)  # tf.train.Checkpoint does not follow Keras 3 lists
     self.softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init,
@@ -119,17 +126,42 @@ class PTBModel(keras.layers.Layer):
     return tf.where(keep, x * scale, tf.zeros_like(x))
 
 
-def _recurrent_layer(config, init, name, dtype, bfloat16_matmuls, jit_compile, cudnn):
+def _recurrent_layer(config, init, name, dtype, bfloat16_matmuls, jit_compile, decisions):
   """One recurrent layer, called as layer(x, h, c, training) -> (outputs, h, c).
 
   Forget bias 0 and zero biases: the tutorial's BasicLSTMCell(forget_bias=0.0).
   """
   if config.cell != "lstm" or config.lstm == "keras":
     return lstm.keras_layer(config.cell, config.hidden_size, init, init, forget_bias=0.0,
-                            name=name, dtype=dtype, cudnn=cudnn)
+                            name=name, dtype=dtype, cudnn=decisions.cudnn)
   return lstm.LSTM(config.hidden_size, init, init, forget_bias=0.0,
                    implementation=config.lstm, bfloat16_matmuls=bfloat16_matmuls,
-                   under_xla=jit_compile, name=name, dtype=dtype)
+                   row_groups=max(decisions.row_groups, 1), under_xla=jit_compile,
+                   cell_op=decisions.cell_op, name=name, dtype=dtype)
+
+
+def recurrence_bound(config):
+  """Whether the softmax takes under SOFTMAX_SHARE of the forward matmul FLOPs (the character
+  models; word models, small and medium, spend 76% and 49% there), so the step's time goes
+  to the recurrence's chain of small matmuls: in float32 on a CPU, ROW_GROUPS chains of rows
+  outside XLA run it faster than XLA (PERFORMANCE.md: the char recipe 60.7 against 75.1 ms,
+  `char` 541 against 617 ms; small 50.4 against 41.5 and medium 358 against 332 the other way)."""
+  return 2 * config.hidden_size * config.vocab_size < SOFTMAX_SHARE * forward_flops_per_token(
+      config)
+
+
+def plan(config, precision, jit_compile):
+  """How `config` runs here in `precision` with XLA on or off (`common.devices.plan`): the
+  LSTM, cuDNN, the row groups, the cell op, the threads per op."""
+  return devices.plan(devices.visible(), config.lstm, config.cell, jit_compile, precision,
+                      row_groups=config.row_groups, cell_op=config.cell_op,
+                      cpu_row_groups=ROW_GROUPS)
+
+
+def intra_op_threads(config):
+  """The threads per op for a resolved `config` (0: TensorFlow's default, one per core): 1
+  where the LSTM runs its rows in chains, which are the parallelism (mnist_rnn/model.py)."""
+  return plan(config, config.precision, config.jit_compile).intra_op_threads
 
 
 def forward_flops_per_token(config):

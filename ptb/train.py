@@ -17,7 +17,8 @@ from common.progress import log
 from ptb import configs, data, evaluation, export
 from ptb.clipping import clip_by_global_norm
 from ptb.fast_loss import token_nll
-from ptb.model import BFLOAT16_MATMULS, PTBModel, resolve_precision
+from ptb.model import (BFLOAT16_MATMULS, ROW_GROUPS, PTBModel, recurrence_bound,
+                       resolve_precision)
 from ptb.optimizer import apply_gradients, make_optimizer, set_learning_rate
 
 TEST_WINDOW = 50  # batch-1 test windows: the state is carried, so any length gives one number
@@ -283,10 +284,11 @@ def train_and_evaluate(config, model_dir, options=RunOptions(), strategy=None):
   return loop.run(task, chief)
 
 
-def resolve(config, model_dir, options=RunOptions(), hardware=None):
-  """`config` as it runs on this hardware (common.devices.decide: the LSTM, XLA, the precision),
-  logged with why; config.json records it. Auto keeps the implementation a resumed run
-  recorded. Raises UserError for settings that cannot run here."""
+def resolve(config, model_dir, options=RunOptions(), hardware=None, quiet=False):
+  """`config` as it runs on this hardware (common.devices.decide: the LSTM, XLA, the precision,
+  the row groups), logged with why unless `quiet`; config.json records it. Auto keeps the
+  implementation and XLA setting a resumed run recorded. Raises UserError for settings that
+  cannot run here."""
   hardware = hardware or devices.visible()
   trained = (loop.saved_config(model_dir, configs.upgrade) if model_dir else None) or {}
   decisions = devices.decide(
@@ -295,9 +297,12 @@ def resolve(config, model_dir, options=RunOptions(), hardware=None):
       jit_compile_given=(f"--precision={BFLOAT16_MATMULS}" if config.precision ==
                          BFLOAT16_MATMULS else options.jit_compile_given),
       trained_lstm=trained.get("lstm"),
-      bfloat16_precision=BFLOAT16_MATMULS if config.jit_compile else None)
-  log("on %s: %s", f"{len(hardware.gpus)} GPU(s)" if hardware.gpus else "the CPU",
-      decisions.describe())
+      bfloat16_precision=BFLOAT16_MATMULS if config.jit_compile else None,
+      trained_jit_compile=trained.get("jit_compile"),
+      recurrence_bound=recurrence_bound(config), cpu_row_groups=ROW_GROUPS)
+  if not quiet:
+    log("on %s: %s", f"{len(hardware.gpus)} GPU(s)" if hardware.gpus else "the CPU",
+        decisions.describe())
   return dataclasses.replace(
       config, lstm=decisions.lstm, jit_compile=decisions.jit_compile,
       precision=resolve_precision(decisions.precision, decisions.jit_compile))

@@ -19,6 +19,7 @@ from mnist_rnn import model as mnist_model
 from mnist_rnn import train as mnist_train
 from ptb import configs as ptb_configs
 from ptb import export as ptb_export
+from ptb import model as ptb_model
 from ptb import train as ptb_train
 from ptb.model import PTBModel
 
@@ -55,6 +56,47 @@ def test_on_a_cpu_the_defaults_are_what_they_were():
   assert (plan.cudnn, plan.row_groups, plan.intra_op_threads, plan.cell_op) == (False, 2, 1, True)
   for cell in ("gru", "rnn"):  # Keras' layers, cuDNN or not, as before
     assert _fields(_ptb(CPU, cell=cell)) == ("fast", True, "bfloat16_matmuls")
+
+
+def _char(hardware, options=loop.RunOptions(), model_dir=None, **fields):
+  config = dataclasses.replace(ptb_configs.CharConfig(), **fields)
+  return ptb_train.resolve(config, model_dir, options, hardware)
+
+
+def test_a_character_model_in_float32_on_a_cpu_runs_its_rows_in_chains_outside_xla():
+  """Bound by its recurrence, a character model's float32 step runs faster as chains of rows
+  with the cell op on one thread per op than under XLA: that is its default on a CPU without
+  fast bfloat16 and with --precision=float32. Where bfloat16 is fast, word models, an XLA the
+  user asked for and GPUs keep what they had."""
+  for config in (_char(SLOW_CPU), _char(CPU, precision="float32")):
+    assert _fields(config) == ("fast", False, "float32")
+    plan = ptb_model.plan(config, config.precision, config.jit_compile)
+    assert (plan.row_groups, plan.cell_op, plan.intra_op_threads) == (ptb_model.ROW_GROUPS,
+                                                                     True, 1)
+  assert _fields(_char(CPU)) == ("fast", True, "bfloat16_matmuls")
+  assert _fields(_char(SLOW_CPU, GIVEN)) == ("fast", True, "float32")
+  assert _fields(_char(SLOW_CPU, lstm="reference")) == ("reference", True, "float32")
+  assert _fields(_char(ONE_GPU)) == ("keras", False, "float32")
+  for model in ("small", "medium"):  # the softmax's share is large: XLA stays
+    config = ptb_train.resolve(ptb_configs.get_config(model), None, hardware=SLOW_CPU)
+    assert _fields(config) == ("fast", True, "float32")
+    assert ptb_model.intra_op_threads(config) == 0
+  assert [ptb_model.recurrence_bound(ptb_configs.get_config(name))
+          for name in ("small", "medium", "large", "char", "char_large")] == [
+              False, False, False, True, True]
+
+
+def test_a_character_run_resumes_with_the_xla_setting_it_trained_with(tmp_path):
+  """A float32 character run started under XLA (before chains were its default) resumes
+  under XLA, without a config-mismatch error; one started outside XLA stays outside."""
+  for jit_compile in (True, False):
+    model_dir = tmp_path / str(jit_compile)
+    (model_dir / "checkpoints").mkdir(parents=True)
+    started = dataclasses.replace(_char(SLOW_CPU), jit_compile=jit_compile)  # as recorded
+    ptb_train.check_config(model_dir, started)
+    resumed = _char(SLOW_CPU, model_dir=model_dir)
+    assert resumed == started
+    ptb_train.check_config(model_dir, resumed)
 
 
 @pytest.mark.parametrize("gpus", [ONE_GPU, TWO_GPUS], ids=["one_gpu", "two_gpus"])

@@ -144,28 +144,34 @@ PTB_TINY = dataclasses.replace(ptb_configs.SmallConfig(), vocab_size=300, hidden
                                num_steps=5, batch_size=4)
 
 
-def _ptb_model(precision="float32", lstm="fast", jit_compile=False):
+def _ptb_model(precision="float32", lstm="fast", jit_compile=False, **fields):
   keras.utils.set_random_seed(0)
-  model = PTBModel(dataclasses.replace(PTB_TINY, lstm=lstm), precision, jit_compile)
+  model = PTBModel(dataclasses.replace(PTB_TINY, lstm=lstm, **fields), precision, jit_compile)
   model.create_variables()
   return model
 
 
-def _ptb_run(precision, jit_compile, steps=5, lstm="fast"):
-  model = _ptb_model(precision, lstm, jit_compile)
+def _ptb_run(precision, jit_compile, steps=5, lstm="fast", **fields):
+  model = _ptb_model(precision, lstm, jit_compile, **fields)
   model.set_weights(_ptb_model().get_weights())  # keras.layers.LSTM: the same weights
-  train_step, _ = ptb_train.make_steps(model, model.config, jit_compile)
+  train_step, eval_step = ptb_train.make_steps(model, model.config, jit_compile)
   rng = np.random.default_rng(0)
   state, losses = model.zero_state(4), []
   for _ in range(steps):
     ids = rng.integers(0, 300, (4, 6), dtype=np.int32)
     nll, state = train_step(ids[:, :-1], ids[:, 1:], state, tf.constant(1.0), tf.constant([0, 0]))
     losses.append(float(nll))
+  # One row evaluated (the batch-1 test), fewer rows than the chains: a chain for the row.
+  nll, _ = eval_step(ids[:1, :-1], ids[:1, 1:], state[:, :, :1])
+  losses.append(float(nll))
   return np.array(losses), state.numpy()
 
 
 @pytest.mark.parametrize("precision,jit_compile,lstm,rtol,state_atol", [
-    ("float32", False, "fast", 1e-5, 1e-5),        # the written-out passes
+    # the written-out passes in ptb.model.ROW_GROUPS chains of rows with the cell op (the
+    # default outside XLA on a CPU), and in one chain on TensorFlow's ops
+    ("float32", False, "fast", 1e-5, 1e-5),
+    ("float32", False, "fast-one-chain", 1e-5, 1e-5),
     ("float32", True, "fast", 1e-4, 1e-4),         # XLA: the same float32 maths, fused
     # float32 logits from bfloat16 inputs: the loss as float32's (measured 1.4e-6), the state
     # through 4 updates of bfloat16-rounded softmax gradients (3.7e-4)
@@ -181,7 +187,15 @@ def test_ptb_fast_paths_match_the_float32_reference(precision, jit_compile, lstm
   """Every path trains as --lstm=reference in float32 without XLA (TensorFlow's autodiff
   of the readable LSTM and TensorFlow's cross entropy) does."""
   reference_losses, reference_state = _ptb_run("float32", False, lstm="reference")
-  losses, state = _ptb_run(precision, jit_compile, lstm=lstm)
+  fields = {}
+  if lstm == "fast-one-chain":
+    lstm, fields = "fast", {"row_groups": 1, "cell_op": False}
+  elif lstm == "fast" and not jit_compile and precision in ("float32", "mixed_bfloat16"):
+    require_cell_op()
+    plan = ptb_model.plan(PTB_TINY, precision, jit_compile)
+    assert (plan.row_groups, plan.cell_op, plan.intra_op_threads) == (ptb_model.ROW_GROUPS,
+                                                                     True, 1)
+  losses, state = _ptb_run(precision, jit_compile, lstm=lstm, **fields)
   np.testing.assert_allclose(losses, reference_losses, rtol=rtol)
   np.testing.assert_allclose(state, reference_state, atol=state_atol)
 

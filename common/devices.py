@@ -17,7 +17,8 @@ the tests call with simulated devices (no GPU, one, two):
   threads,   the fast LSTM's rows in chains (`row_groups`: 2 for mnist_rnn, 4 for ptb, each
   cell op    measured), one thread per op, and the C++ cell op (`common.cell_op`): on a CPU
              without XLA only. A model whose step is bound by its recurrence (ptb's character
-             models) runs that way by default in float32 on a CPU, where the chains beat XLA.
+             models) runs that way by default in float32 on a CPU, where the chains beat XLA
+             (without AVX-512 only in chains of 32 rows or more: MIN_AVX2_CHAIN_ROWS).
 
 `decide` takes a run's config as the user gave it (a `--jit_compile` the user asked for, a run
 directory's recorded implementation); `plan` takes settings already fixed (a model's
@@ -34,6 +35,10 @@ from common.errors import UserError
 IMPLEMENTATIONS = ("reference", "fast", "keras")
 CUDNN_CELLS = ("lstm", "gru")  # keras.layers.SimpleRNN has no cuDNN kernel
 CELL_OP_PRECISIONS = ("float32", "mixed_bfloat16")  # its kernels are float32 and bfloat16
+# Without AVX-512, oneDNN's float32 matmuls of a few rows are slow: ptb's char recipe (batch 32)
+# in 4 chains of 8 rows took 108 ms a step with oneDNN capped at AVX2, 92 in 2 chains, 81 under
+# XLA; `char` in chains of 32 rows 547 against 649 under XLA (PERFORMANCE.md).
+MIN_AVX2_CHAIN_ROWS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +47,15 @@ class Hardware:
 
   gpus: the compute capability of each visible GPU, e.g. ((8, 0),) for one A100.
   cpu_bfloat16: the CPU has AVX-512 BF16 or AMX (bfloat16 matmuls faster than float32).
+  cpu_avx512: the CPU has AVX-512 (implied by cpu_bfloat16); else AVX2 at most.
   """
   gpus: tuple = ()
   cpu_bfloat16: bool = False
+  cpu_avx512: bool = False
+
+  @property
+  def wide_vectors(self):
+    return self.cpu_avx512 or self.cpu_bfloat16
 
 
 def visible():
@@ -52,17 +63,18 @@ def visible():
   initialises no device, so it may come before the process-wide settings."""
   gpus = tuple(tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability")
                      or (0, 0)) for gpu in tf.config.list_physical_devices("GPU"))
-  return Hardware(gpus, _cpu_bfloat16())
+  flags = _cpu_flags()
+  return Hardware(gpus, "avx512_bf16" in flags or "amx_bf16" in flags, "avx512f" in flags)
 
 
 @functools.lru_cache(maxsize=None)
-def _cpu_bfloat16():
+def _cpu_flags():
   try:
     with open("/proc/cpuinfo") as f:
-      flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+      return frozenset(next((line.split(":", 1)[1].split() for line in f
+                             if line.startswith("flags")), []))
   except OSError:
-    return False
-  return "avx512_bf16" in flags or "amx_bf16" in flags
+    return frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +178,8 @@ def decide(config, hardware, jit_compile_given=False, trained_lstm=None,
     recurrence_bound: the model's step is bound by its recurrence (`cpu_row_groups` chains of
       rows outside XLA beat XLA in float32 on a CPU, as measured for ptb's character models):
       where the precision comes out float32 on a CPU and the fast LSTM runs, the default XLA
-      is turned off. A --jit_compile the user gave is kept.
+      is turned off; without AVX-512 only where each chain has MIN_AVX2_CHAIN_ROWS rows. A
+      --jit_compile the user gave is kept.
     cpu_row_groups: as `plan`'s.
 
   Raises:
@@ -192,8 +205,10 @@ def decide(config, hardware, jit_compile_given=False, trained_lstm=None,
     if trained_jit_compile is not None:
       jit_compile = bool(trained_jit_compile)
       why_jit = f"XLA {'on' if jit_compile else 'off'}: auto keeps what this run trained with"
-    elif plan(hardware, lstm, config.cell, True, config.precision,
-              bfloat16_precision).precision == "float32":
+    elif (plan(hardware, lstm, config.cell, True, config.precision,
+               bfloat16_precision).precision == "float32"
+          and (hardware.wide_vectors
+               or config.batch_size >= MIN_AVX2_CHAIN_ROWS * cpu_row_groups)):
       jit_compile = False
       why_jit = (f"XLA off: a float32 step bound by its recurrence runs faster as "
                  f"{cpu_row_groups} chains of rows")

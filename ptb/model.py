@@ -24,13 +24,10 @@ from ptb import fast_loss
 # Keeps the model float32 but runs the training step's matmuls on bfloat16 inputs with float32
 # outputs (common/bfloat16.py; needs XLA).
 BFLOAT16_MATMULS = "bfloat16_matmuls"
-# The fast LSTM's chains of rows on a CPU without XLA (config.row_groups 0). On the 2-core CPU
-# in float32, the char recipe's train step (2 x 256, batch 32) took 60.7 ms in 4 chains against
-# 74.0 in 2, 67.8 in 8 and 75.1 under XLA (PERFORMANCE.md); mnist_rnn's best is 2.
+# The fast LSTM's chains of rows on a CPU without XLA (config.row_groups 0): the fastest count
+# for the character models on 2 cores, measured (PERFORMANCE.md); mnist_rnn's is 2.
 ROW_GROUPS = 4
-# A model whose softmax takes less than this share of the forward pass's matmul FLOPs is bound
-# by its recurrence: in float32 on a CPU its row groups beat XLA (`recurrence_bound`).
-SOFTMAX_SHARE = 0.1
+SOFTMAX_SHARE = 0.1  # of the forward FLOPs, under which a model is bound by its recurrence
 
 
 class PTBModel(keras.layers.Layer):
@@ -141,11 +138,9 @@ def _recurrent_layer(config, init, name, dtype, bfloat16_matmuls, jit_compile, d
 
 
 def recurrence_bound(config):
-  """Whether the softmax takes under SOFTMAX_SHARE of the forward matmul FLOPs (the character
-  models; word models, small and medium, spend 76% and 49% there), so the step's time goes
-  to the recurrence's chain of small matmuls: in float32 on a CPU, ROW_GROUPS chains of rows
-  outside XLA run it faster than XLA (PERFORMANCE.md: the char recipe 60.7 against 75.1 ms,
-  `char` 541 against 617 ms; small 50.4 against 41.5 and medium 358 against 332 the other way)."""
+  """Whether the softmax takes under SOFTMAX_SHARE of the forward FLOPs (the character models;
+  small 76%, medium 49%): the step is the recurrence's chain of small matmuls, which ROW_GROUPS
+  chains outside XLA run faster than XLA in float32 on a CPU (PERFORMANCE.md)."""
   return 2 * config.hidden_size * config.vocab_size < SOFTMAX_SHARE * forward_flops_per_token(
       config)
 

@@ -24,7 +24,8 @@ from ptb import train as ptb_train
 from ptb.model import PTBModel
 
 CPU = devices.Hardware(cpu_bfloat16=True)  # our development machines' CPU
-SLOW_CPU = devices.Hardware()              # no AVX-512 BF16 or AMX
+SLOW_CPU = devices.Hardware()              # no AVX-512 BF16 or AMX, nor AVX-512
+AVX512_CPU = devices.Hardware(cpu_avx512=True)  # AVX-512 without its BF16
 ONE_GPU = devices.Hardware(gpus=((8, 0),), cpu_bfloat16=True)
 TWO_GPUS = devices.Hardware(gpus=((9, 0), (9, 0)))
 GIVEN = loop.RunOptions(jit_compile_given=True)  # --jit_compile on the command line
@@ -68,11 +69,14 @@ def test_a_character_model_in_float32_on_a_cpu_runs_its_rows_in_chains_outside_x
   with the cell op on one thread per op than under XLA: that is its default on a CPU without
   fast bfloat16 and with --precision=float32. Where bfloat16 is fast, word models, an XLA the
   user asked for and GPUs keep what they had."""
-  for config in (_char(SLOW_CPU), _char(CPU, precision="float32")):
+  recipe = {"hidden_size": 256, "batch_size": 32, "keep_prob": 1.0}  # README's PyTorch recipe
+  for config in (_char(SLOW_CPU), _char(CPU, precision="float32"), _char(AVX512_CPU, **recipe)):
     assert _fields(config) == ("fast", False, "float32")
     plan = ptb_model.plan(config, config.precision, config.jit_compile)
     assert (plan.row_groups, plan.cell_op, plan.intra_op_threads) == (ptb_model.ROW_GROUPS,
                                                                      True, 1)
+  # Without AVX-512 a chain needs MIN_AVX2_CHAIN_ROWS rows: the recipe's 8 a chain keep XLA.
+  assert _fields(_char(SLOW_CPU, **recipe)) == ("fast", True, "float32")
   assert _fields(_char(CPU)) == ("fast", True, "bfloat16_matmuls")
   assert _fields(_char(SLOW_CPU, GIVEN)) == ("fast", True, "float32")
   assert _fields(_char(SLOW_CPU, lstm="reference")) == ("reference", True, "float32")

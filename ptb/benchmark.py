@@ -5,6 +5,10 @@ Usage: python -m ptb.benchmark --model=small   # the step ptb.main runs by defau
        python -m ptb.benchmark --model=small --compare   # every fast path vs a Keras baseline
        python -m ptb.benchmark --model=char               # characters per second
        python -m ptb.benchmark --model=char --hidden_size=256 --batch_size=32 --keep_prob=1
+
+The process runs with the threads per op that ptb.main would pick for the timed configuration
+(one where the LSTM runs in chains of rows: `ptb.model.intra_op_threads`); with --compare every
+variant runs under that setting too.
 """
 import dataclasses
 

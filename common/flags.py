@@ -105,6 +105,13 @@ def set_intra_op_threads(threads):
     tf.config.threading.set_intra_op_parallelism_threads(threads)
 
 
+def describe_threads(threads):
+  """`set_intra_op_threads`' setting in words, for the log."""
+  if threads:
+    return f"{threads} thread{'s' * (threads > 1)} each"
+  return "as many threads as TensorFlow gives them (one per core)"
+
+
 def strategy_from_flags():
   """The strategy the flags ask for; call it first in main, before any TensorFlow op."""
   flag = flags.FLAGS

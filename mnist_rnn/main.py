@@ -46,8 +46,7 @@ def main(argv):
   threads = FLAGS.intra_op_threads or intra_op_threads(decided)
   common_flags.set_intra_op_threads(threads)
   strategy = common_flags.strategy_from_flags()  # multi-worker needs it before any op too
-  log("ops run on %s", f"{threads} thread{'s' * (threads > 1)} each" if threads
-      else "as many threads as TensorFlow gives them (one per core)")
+  log("ops run on %s", common_flags.describe_threads(threads))
   train.train_and_evaluate(config, FLAGS.model_dir, options, strategy)
 
 

@@ -60,8 +60,7 @@ def main(argv):
       train.resolve(config, FLAGS.model_dir, options, quiet=True))
   common_flags.set_intra_op_threads(threads)
   strategy = common_flags.strategy_from_flags()
-  log("config %s; ops run on %s", FLAGS.model, f"{threads} thread{'s' * (threads > 1)} each"
-      if threads else "as many threads as TensorFlow gives them (one per core)")
+  log("config %s; ops run on %s", FLAGS.model, common_flags.describe_threads(threads))
   results = train.train_and_evaluate(config, FLAGS.model_dir, options, strategy)
   log("test perplexity %.3f in %.0f s", results["test_perplexity"], results["wall_seconds"])
 

@@ -53,13 +53,14 @@ def our_steps(config, precision, jit_compile):
 def keras_baseline_step(config):
   """The straightforward version: stock Keras layers and optimizer in a tf.function."""
   keras.utils.set_random_seed(0)
-  init = keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
+  def init():  # one per weight (ptb.model)
+    return keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
   embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
-                                     embeddings_initializer=init)
+                                     embeddings_initializer=init())
   lstms = [keras.layers.LSTM(config.hidden_size, return_sequences=True, return_state=True,
-                             unit_forget_bias=False, kernel_initializer=init,
-                             recurrent_initializer=init) for _ in range(config.num_layers)]
-  softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init)
+                             unit_forget_bias=False, kernel_initializer=init(),
+                             recurrent_initializer=init()) for _ in range(config.num_layers)]
+  softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init())
   optimizer = keras.optimizers.SGD(1.0, global_clipnorm=config.max_grad_norm)
   inputs, targets = synthetic_window(config)
   zeros = tf.zeros([config.batch_size, config.hidden_size])

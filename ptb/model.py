@@ -50,9 +50,12 @@ class PTBModel(keras.layers.Layer):
     self.config = config
     # Sec. 4: every parameter uniform in [-init_scale, init_scale] (the tutorial's
     # variable-scope initializer, which also covers the softmax bias); the char config's
-    # embedding starts N(0, 1) instead (config.embedding_init).
-    init = keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
-    embedding_init = (init if config.embedding_init == "uniform"
+    # embedding starts N(0, 1) instead (config.embedding_init). A new initializer for each
+    # weight: a Keras 3 initializer made without a seed returns the same values at every call
+    # of one shape, so a shared one would start every [hidden, 4 hidden] matrix equal.
+    def init():
+      return keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
+    embedding_init = (init() if config.embedding_init == "uniform"
                       else keras.initializers.RandomNormal(0.0, 1.0))
     self.embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
                                             embeddings_initializer=embedding_init,
@@ -61,8 +64,8 @@ class PTBModel(keras.layers.Layer):
                                    jit_compile, decisions) for i in range(config.num_layers)]
     for i, layer in enumerate(self.lstms):
       setattr(self, f"lstm_{i}", layer)  # tf.train.Checkpoint does not follow Keras 3 lists
-    self.softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init,
-                                      bias_initializer=init, name="softmax", dtype=dtype)
+    self.softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init(),
+                                      bias_initializer=init(), name="softmax", dtype=dtype)
     # Sec. 3: dropout only between layers, never on the recurrent connections.
     self.dropout_rate = 1.0 - config.keep_prob
 
@@ -124,14 +127,15 @@ class PTBModel(keras.layers.Layer):
 
 
 def _recurrent_layer(config, init, name, dtype, bfloat16_matmuls, jit_compile, decisions):
-  """One recurrent layer, called as layer(x, h, c, training) -> (outputs, h, c).
+  """One recurrent layer, called as layer(x, h, c, training) -> (outputs, h, c); `init()`
+  makes a new initializer for each of its matrices.
 
   Forget bias 0 and zero biases: the tutorial's BasicLSTMCell(forget_bias=0.0).
   """
   if config.cell != "lstm" or config.lstm == "keras":
-    return lstm.keras_layer(config.cell, config.hidden_size, init, init, forget_bias=0.0,
+    return lstm.keras_layer(config.cell, config.hidden_size, init(), init(), forget_bias=0.0,
                             name=name, dtype=dtype, cudnn=decisions.cudnn)
-  return lstm.LSTM(config.hidden_size, init, init, forget_bias=0.0,
+  return lstm.LSTM(config.hidden_size, init(), init(), forget_bias=0.0,
                    implementation=config.lstm, bfloat16_matmuls=bfloat16_matmuls,
                    row_groups=max(decisions.row_groups, 1), under_xla=jit_compile,
                    cell_op=decisions.cell_op, name=name, dtype=dtype)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -99,6 +100,20 @@ def assert_clean_error(result, *needles):
   assert "Traceback" not in result.stderr, result.stderr
   for needle in needles:
     assert needle in result.stderr, result.stderr
+
+
+def assert_independent_draws(model):
+  """No randomly initialised weight of `model` starts as a copy of another's values, or of the
+  start of another's: an initializer shared between weights (a Keras 3 initializer made without
+  a seed) returns the same stream at every call, so a [650, 2600] kernel came out equal to the
+  recurrent kernel and to the first 1.69M values of the embedding."""
+  values = [(w.path, w.numpy().ravel()) for w in model.weights]
+  drawn = [(name, v) for name, v in values if np.unique(v).size > v.size // 2]  # not constants
+  assert len(drawn) > 1
+  for i, (name_a, a) in enumerate(drawn):
+    for name_b, b in drawn[i + 1:]:
+      n = min(a.size, b.size)
+      assert not np.array_equal(a[:n], b[:n]), f"{name_a} and {name_b} start from the same draws"
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import assert_independent_draws
 from mnist_rnn import configs, data, train
 from mnist_rnn.model import build_model
 
@@ -32,6 +33,14 @@ def test_output_shape_and_parameter_count(overrides, params):
   logits = model(tf.zeros([3, 28, 28]))
   assert logits.shape == (3, 10) and logits.dtype == tf.float32
   assert model.count_params() == params
+
+
+@pytest.mark.parametrize("lstm", ["fast", "keras"])
+def test_every_weight_starts_from_its_own_draws(lstm):
+  keras.utils.set_random_seed(0)
+  model = build_model(dataclasses.replace(SMALL, num_layers=2, bidirectional=True, lstm=lstm))
+  model(tf.zeros([1, 28, 28]))
+  assert_independent_draws(model)
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])

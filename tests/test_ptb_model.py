@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from common import bfloat16
+from conftest import assert_independent_draws
 from ptb import configs, evaluation, train
 from ptb.fast_loss import token_nll
 from ptb.model import PTBModel
@@ -37,6 +38,15 @@ def test_shapes_and_initialisation():
       assert not values.any()  # forget bias 0, not Keras' 1
     else:
       assert np.abs(values).max() <= TINY.init_scale and values.std() > 0
+
+
+@pytest.mark.parametrize("lstm", ["fast", "keras"])
+def test_every_weight_starts_from_its_own_draws(lstm):
+  # the tutorial draws each variable on its own; hidden = input size, so the two kernels of a
+  # layer (and of both layers) have one shape, as in every word config
+  assert_independent_draws(build(dataclasses.replace(TINY, lstm=lstm)))
+  model = build(dataclasses.replace(configs.CharConfig(), vocab_size=66, hidden_size=64))
+  assert_independent_draws(model)
 
 
 def test_the_char_config_starts_the_embedding_at_unit_scale_and_the_rest_as_the_tutorial():

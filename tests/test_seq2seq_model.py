@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import assert_independent_draws
 from seq2seq import configs, data, decoding, metrics
 from seq2seq.model import Seq2Seq, count_parameters
 
@@ -39,6 +40,11 @@ def test_shapes_and_attention_over_the_real_source_only(attention, cell):
   assert weights.shape == (3, 5, 4)
   np.testing.assert_allclose(tf.reduce_sum(weights, -1), 1.0, atol=1e-6)
   np.testing.assert_array_equal(tf.boolean_mask(weights[1], ~source_mask[1], axis=1), 0.0)
+
+
+def test_every_weight_starts_from_its_own_draws():
+  # spa-eng keeps 5,000 words a side: two embeddings of one shape
+  assert_independent_draws(_model(target_vocab=10))
 
 
 def test_parameter_count_of_the_test_config():

@@ -53,10 +53,13 @@ class PTBModel(keras.layers.Layer):
     # embedding starts N(0, 1) instead (config.embedding_init). A new initializer for each
     # weight: a Keras 3 initializer made without a seed returns the same values at every call
     # of one shape, so a shared one would start every [hidden, 4 hidden] matrix equal.
-    def init():
+    def uniform():
       return keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
-    embedding_init = (init() if config.embedding_init == "uniform"
+    embedding_init = (uniform() if config.embedding_init == "uniform"
                       else keras.initializers.RandomNormal(0.0, 1.0))
+    # All made before any layer (keras.layers.LSTM draws a seed of its own when made), so the
+    # weights do not depend on --lstm: two per LSTM layer, then the softmax's two.
+    init = iter([uniform() for _ in range(2 * config.num_layers + 2)]).__next__
     self.embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
                                             embeddings_initializer=embedding_init,
                                             name="embedding", dtype=dtype)

@@ -51,24 +51,25 @@ class PTBModel(keras.layers.Layer):
     # Sec. 4: every parameter uniform in [-init_scale, init_scale] (the tutorial's
     # variable-scope initializer, which also covers the softmax bias); the char config's
     # embedding starts N(0, 1) instead (config.embedding_init). A new initializer for each
-    # weight: a Keras 3 initializer made without a seed returns the same values at every call
-    # of one shape, so a shared one would start every [hidden, 4 hidden] matrix equal.
+    # weight: a Keras 3 initializer made without a seed returns the start of one random stream
+    # at every call, so a shared one would start every weight as a copy of the others' values.
     def uniform():
       return keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
     embedding_init = (uniform() if config.embedding_init == "uniform"
                       else keras.initializers.RandomNormal(0.0, 1.0))
     # All made before any layer (keras.layers.LSTM draws a seed of its own when made), so the
     # weights do not depend on --lstm: two per LSTM layer, then the softmax's two.
-    init = iter([uniform() for _ in range(2 * config.num_layers + 2)]).__next__
+    inits = [uniform() for _ in range(2 * config.num_layers + 2)]
     self.embedding = keras.layers.Embedding(config.vocab_size, config.hidden_size,
                                             embeddings_initializer=embedding_init,
                                             name="embedding", dtype=dtype)
-    self.lstms = [_recurrent_layer(config, init, f"lstm_{i}", dtype, self.bfloat16_matmuls,
-                                   jit_compile, decisions) for i in range(config.num_layers)]
+    self.lstms = [_recurrent_layer(config, inits[2 * i:2 * i + 2], f"lstm_{i}", dtype,
+                                   self.bfloat16_matmuls, jit_compile, decisions)
+                  for i in range(config.num_layers)]
     for i, layer in enumerate(self.lstms):
       setattr(self, f"lstm_{i}", layer)  # tf.train.Checkpoint does not follow Keras 3 lists
-    self.softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=init(),
-                                      bias_initializer=init(), name="softmax", dtype=dtype)
+    self.softmax = keras.layers.Dense(config.vocab_size, kernel_initializer=inits[-2],
+                                      bias_initializer=inits[-1], name="softmax", dtype=dtype)
     # Sec. 3: dropout only between layers, never on the recurrent connections.
     self.dropout_rate = 1.0 - config.keep_prob
 
@@ -129,16 +130,16 @@ class PTBModel(keras.layers.Layer):
     return tf.where(keep, x * scale, tf.zeros_like(x))
 
 
-def _recurrent_layer(config, init, name, dtype, bfloat16_matmuls, jit_compile, decisions):
-  """One recurrent layer, called as layer(x, h, c, training) -> (outputs, h, c); `init()`
-  makes a new initializer for each of its matrices.
+def _recurrent_layer(config, inits, name, dtype, bfloat16_matmuls, jit_compile, decisions):
+  """One recurrent layer, called as layer(x, h, c, training) -> (outputs, h, c); `inits`: the
+  initializers of its input and recurrent kernels.
 
   Forget bias 0 and zero biases: the tutorial's BasicLSTMCell(forget_bias=0.0).
   """
   if config.cell != "lstm" or config.lstm == "keras":
-    return lstm.keras_layer(config.cell, config.hidden_size, init(), init(), forget_bias=0.0,
+    return lstm.keras_layer(config.cell, config.hidden_size, *inits, forget_bias=0.0,
                             name=name, dtype=dtype, cudnn=decisions.cudnn)
-  return lstm.LSTM(config.hidden_size, init(), init(), forget_bias=0.0,
+  return lstm.LSTM(config.hidden_size, *inits, forget_bias=0.0,
                    implementation=config.lstm, bfloat16_matmuls=bfloat16_matmuls,
                    row_groups=max(decisions.row_groups, 1), under_xla=jit_compile,
                    cell_op=decisions.cell_op, name=name, dtype=dtype)

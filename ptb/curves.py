@@ -7,7 +7,7 @@ tutorial's final validation perplexity marked for each configuration it has.
 Each --run is LABEL=MODEL_DIR; MODEL_DIR/history.json (written by ptb.main after every epoch)
 gives the curve, so a run still training is drawn as far as it has gone. A label that names a
 tutorial configuration (small, medium, large) also gets the tutorial's final number as a dashed
-line of its colour.
+line of its colour, and medium the range its own script reached when run again (below).
 """
 import json
 import pathlib
@@ -24,6 +24,9 @@ from matplotlib import pyplot  # noqa: E402  pylint: disable=wrong-import-positi
 FLAGS = flags.FLAGS
 # The tutorial's README, the final validation perplexity of each configuration.
 TUTORIAL_VALID = {"small": 121.39, "medium": 86.16, "large": 82.62}
+# The tutorial's ptb_word_lm.py itself, run ten times with TensorFlow 1.0: the lowest and
+# highest final validation perplexity, and the epoch (github.com/tensorflow/models/issues/1057).
+TUTORIAL_SCRIPT_VALID = {"medium": (87.345, 87.883, 39)}
 TICKS = (70, 80, 90, 100, 120, 150, 200, 300, 500, 1000)  # the log axis' labelled values
 
 
@@ -46,7 +49,8 @@ def read_curve(model_dir):
 
 
 def figure(curves):
-  """A Figure: {label: [(epoch, perplexity)]} on a log axis, the tutorial's marks dashed."""
+  """A Figure: {label: [(epoch, perplexity)]} on a log axis; the tutorial's final numbers dashed,
+  the range its own script reached a diamond with error bars."""
   fig, axes = pyplot.subplots(figsize=(6.4, 4.0))
   for label, points in curves.items():
     [line] = axes.plot([e for e, _ in points], [p for _, p in points], marker=".",
@@ -54,6 +58,12 @@ def figure(curves):
     if label in TUTORIAL_VALID:
       axes.axhline(TUTORIAL_VALID[label], color=line.get_color(), linestyle="--", linewidth=1,
                    label=f"{label}, the tutorial's final: {TUTORIAL_VALID[label]}")
+    if label in TUTORIAL_SCRIPT_VALID:
+      best, worst, epoch = TUTORIAL_SCRIPT_VALID[label]
+      middle = (best + worst) / 2
+      axes.errorbar([epoch], [middle], yerr=[[middle - best], [worst - middle]], fmt="D",
+                    color=line.get_color(), markerfacecolor="none", capsize=4,
+                    label=f"{label}, the tutorial's script, 10 runs: {best}-{worst}")
   axes.set_yscale("log")
   low, high = axes.get_ylim()
   axes.set_yticks([t for t in TICKS if low <= t <= high], minor=False)

@@ -26,7 +26,8 @@ def test_curves_read_each_runs_history_and_draw_them(tmp_path):
   assert (tmp_path / "valid.png").read_bytes().startswith(b"\x89PNG")
   legend = [t.get_text() for t in curves.figure(
       {"medium": [(1, 211.5), (2, 153.9)]}).axes[0].get_legend().get_texts()]
-  assert legend == ["medium: 153.90 after 2 epochs", "medium, the tutorial's final: 86.16"]
+  assert legend == ["medium: 153.90 after 2 epochs", "medium, the tutorial's final: 86.16",
+                    "medium, the tutorial's script, 10 runs: 87.345-87.883"]
 
 
 def test_bad_runs_are_one_line_errors(tmp_path):
